@@ -1,0 +1,215 @@
+//! The one way modules run external programs: argv vectors (never a shell), `LC_ALL=C`,
+//! captured stdout/stderr/status. A missing program is its own clear error.
+
+use crate::error::{Error, ErrorKind, Result};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Exit status; -1 when killed by a signal.
+    pub rc: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn ok(stdout: &str) -> Self {
+        Output {
+            rc: 0,
+            stdout: stdout.to_string(),
+            stderr: String::new(),
+        }
+    }
+    pub fn fail(rc: i32, stderr: &str) -> Self {
+        Output {
+            rc,
+            stdout: String::new(),
+            stderr: stderr.to_string(),
+        }
+    }
+    pub fn success(&self) -> bool {
+        self.rc == 0
+    }
+}
+
+/// Runs one program. The real one spawns it; the test double replays canned outputs.
+pub trait Runner {
+    /// Run `argv` (optionally with `stdin`) and return its output whatever its exit status.
+    fn run(&mut self, argv: &[String], stdin: Option<&str>) -> Result<Output>;
+}
+
+/// Quote an argv for messages (never for a shell: nothing runs through one).
+pub fn display_argv(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@+%".contains(c))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The error for a command that exited non-zero: command line, status and stderr.
+pub fn command_failed(argv: &[String], out: &Output) -> Error {
+    let detail = if out.stderr.trim().is_empty() {
+        out.stdout.trim()
+    } else {
+        out.stderr.trim()
+    };
+    Error::new(
+        ErrorKind::CommandFailed,
+        format!(
+            "command '{}' failed (rc {}): {}",
+            display_argv(argv),
+            out.rc,
+            detail
+        ),
+    )
+    .with("cmd", display_argv(argv))
+    .with("rc", out.rc)
+    .with("stdout", out.stdout.clone())
+    .with("stderr", out.stderr.clone())
+}
+
+/// Spawns real programs.
+#[derive(Debug, Default)]
+pub struct SystemRunner {
+    /// How many programs this runner started (reported at verbosity >= 3 and by tests).
+    pub spawned: usize,
+}
+
+/// Ansible's remote shell may lack the sbin directories where `ip` lives.
+const SBIN: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/sbin",
+    "/sbin",
+    "/usr/local/bin",
+    "/usr/bin",
+    "/bin",
+];
+
+fn search_path() -> String {
+    let mut parts: Vec<String> = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    for d in SBIN {
+        if !parts.iter().any(|p| p == d) {
+            parts.push(d.to_string());
+        }
+    }
+    parts.join(":")
+}
+
+impl Runner for SystemRunner {
+    fn run(&mut self, argv: &[String], stdin: Option<&str>) -> Result<Output> {
+        let (prog, args) = argv
+            .split_first()
+            .ok_or_else(|| Error::bug("empty command line"))?;
+        let path = search_path();
+        let exe = if prog.contains('/') {
+            Some(std::path::PathBuf::from(prog))
+        } else {
+            path.split(':')
+                .map(|d| std::path::Path::new(d).join(prog))
+                .find(|p| p.is_file())
+        };
+        let exe = exe.filter(|p| p.exists()).ok_or_else(|| {
+            Error::missing_dependency(format!(
+                "{prog} not found (searched {path}); install it on the managed host"
+            ))
+        })?;
+        let mut cmd = Command::new(&exe);
+        cmd.args(args)
+            .env("LC_ALL", "C")
+            .env("LANG", "C")
+            .env("PATH", &path)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::missing_dependency(format!("cannot run {prog}: {e}")))?;
+        self.spawned += 1;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            use std::io::Write;
+            // A child that exits early closes its stdin; its status tells the story.
+            let _ = pipe.write_all(input.as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Error::bug(format!("waiting for {prog}: {e}")))?;
+        Ok(Output {
+            rc: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn runs_argv_with_c_locale_and_no_shell() {
+        let mut r = SystemRunner::default();
+        let out = r
+            .run(
+                &argv(&["sh", "-c", "echo \"$LC_ALL\"; echo err >&2; exit 3"]),
+                None,
+            )
+            .unwrap();
+        assert_eq!(out.rc, 3);
+        assert_eq!(out.stdout, "C\n");
+        assert_eq!(out.stderr, "err\n");
+        // An argument with shell metacharacters reaches the program untouched.
+        let out = r.run(&argv(&["echo", "a;b $(x) 'c'"]), None).unwrap();
+        assert_eq!(out.stdout, "a;b $(x) 'c'\n");
+        let out = r.run(&argv(&["cat"]), Some("in\n")).unwrap();
+        assert_eq!(out.stdout, "in\n");
+        assert_eq!(r.spawned, 3);
+    }
+
+    #[test]
+    fn missing_program_is_its_own_error() {
+        let e = SystemRunner::default()
+            .run(&argv(&["kvmnet-no-such-program"]), None)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::MissingDependency);
+        assert!(
+            e.msg.starts_with("kvmnet-no-such-program not found"),
+            "{}",
+            e.msg
+        );
+    }
+
+    #[test]
+    fn failure_message_names_command_and_stderr() {
+        let e = command_failed(
+            &argv(&["nmcli", "con", "show", "my br"]),
+            &Output::fail(10, "Error: no such connection\n"),
+        );
+        assert_eq!(
+            e.msg,
+            "command 'nmcli con show 'my br'' failed (rc 10): Error: no such connection"
+        );
+        assert_eq!(e.extra["rc"], 10);
+    }
+}

@@ -1,0 +1,634 @@
+//! Declarative option specs, validated the way Ansible's Python modules do it, so every
+//! kvmnet module gets the same aliases, coercions and error messages.
+//!
+//! [`Spec::validate`] turns the raw task options into a canonical JSON map: aliases
+//! resolved to the option's name, values coerced (`"yes"` → `true`, `"1500"` → `1500`,
+//! `"a,b"` → `["a","b"]`), choices checked and their aliases normalised, defaults added.
+//! Omitted options stay absent (`null` means omitted, as in Ansible), so typed params use
+//! `Option<T>` for "leave as it is".
+
+use crate::error::{Error, Result};
+use serde_json::{Map, Value};
+
+#[derive(Clone, Debug)]
+pub enum Kind {
+    Str,
+    Bool,
+    Int,
+    /// Anything JSON; the module checks it.
+    Raw,
+    List(Box<Kind>),
+    Dict(Box<Spec>),
+}
+
+impl Kind {
+    fn describe(&self) -> String {
+        match self {
+            Kind::Str => "a string".into(),
+            Kind::Bool => "a boolean (yes/no, true/false, on/off, 1/0)".into(),
+            Kind::Int => "an integer".into(),
+            Kind::Raw => "any value".into(),
+            Kind::List(e) => format!("a list of {}", e.describe().trim_start_matches("a ")),
+            Kind::Dict(_) => "a dictionary".into(),
+        }
+    }
+}
+
+/// One option of a module.
+#[derive(Clone, Debug)]
+pub struct Opt {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub aliases: Vec<&'static str>,
+    /// Allowed values (for strings, or the elements of a list of strings).
+    pub choices: Vec<&'static str>,
+    /// Accepted spellings normalised to a choice, e.g. `passthru` → `passthrough`.
+    pub choice_aliases: Vec<(&'static str, &'static str)>,
+    pub required: bool,
+    pub default: Option<Value>,
+    /// Never echoed: masked in `invocation.module_args`.
+    pub no_log: bool,
+}
+
+impl Opt {
+    fn new(name: &'static str, kind: Kind) -> Self {
+        Opt {
+            name,
+            kind,
+            aliases: Vec::new(),
+            choices: Vec::new(),
+            choice_aliases: Vec::new(),
+            required: false,
+            default: None,
+            no_log: false,
+        }
+    }
+    pub fn str(name: &'static str) -> Self {
+        Self::new(name, Kind::Str)
+    }
+    pub fn bool(name: &'static str) -> Self {
+        Self::new(name, Kind::Bool)
+    }
+    pub fn int(name: &'static str) -> Self {
+        Self::new(name, Kind::Int)
+    }
+    pub fn raw(name: &'static str) -> Self {
+        Self::new(name, Kind::Raw)
+    }
+    /// A list of strings (a comma-separated string is split).
+    pub fn list(name: &'static str) -> Self {
+        Self::new(name, Kind::List(Box::new(Kind::Str)))
+    }
+    pub fn list_of(name: &'static str, elements: Kind) -> Self {
+        Self::new(name, Kind::List(Box::new(elements)))
+    }
+    pub fn dict(name: &'static str, spec: Spec) -> Self {
+        Self::new(name, Kind::Dict(Box::new(spec)))
+    }
+    pub fn alias(mut self, alias: &'static str) -> Self {
+        self.aliases.push(alias);
+        self
+    }
+    pub fn choices(mut self, choices: &[&'static str]) -> Self {
+        self.choices = choices.to_vec();
+        self
+    }
+    pub fn choice_alias(mut self, from: &'static str, to: &'static str) -> Self {
+        self.choice_aliases.push((from, to));
+        self
+    }
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    pub fn default(mut self, value: impl Into<Value>) -> Self {
+        self.default = Some(value.into());
+        self
+    }
+    pub fn no_log(mut self) -> Self {
+        self.no_log = true;
+        self
+    }
+}
+
+/// The options of a module (or of a dictionary option) and the rules between them.
+#[derive(Clone, Debug, Default)]
+pub struct Spec {
+    pub options: Vec<Opt>,
+    /// (option, value, options required when option == value)
+    pub required_if: Vec<(&'static str, &'static str, Vec<&'static str>)>,
+    pub mutually_exclusive: Vec<Vec<&'static str>>,
+    /// (option, options that may only be given together with it)
+    pub required_by: Vec<(&'static str, Vec<&'static str>)>,
+}
+
+/// What validation produced: the canonical options and the warnings it raised.
+#[derive(Debug, Default)]
+pub struct Validated {
+    pub params: Map<String, Value>,
+    pub warnings: Vec<String>,
+}
+
+const TRUE: &[&str] = &["y", "yes", "on", "1", "true", "t"];
+const FALSE: &[&str] = &["n", "no", "off", "0", "false", "f"];
+
+/// Ansible's boolean coercion.
+pub fn coerce_bool(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => {
+            let l = s.trim().to_ascii_lowercase();
+            if TRUE.contains(&l.as_str()) {
+                Some(true)
+            } else if FALSE.contains(&l.as_str()) {
+                Some(false)
+            } else {
+                None
+            }
+        }
+        Value::Number(n) => match n.as_f64() {
+            Some(1.0) => Some(true),
+            Some(0.0) => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("'{s}'"),
+        other => other.to_string(),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+impl Spec {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn opt(mut self, o: Opt) -> Self {
+        self.options.push(o);
+        self
+    }
+    pub fn required_if(
+        mut self,
+        key: &'static str,
+        value: &'static str,
+        opts: &[&'static str],
+    ) -> Self {
+        self.required_if.push((key, value, opts.to_vec()));
+        self
+    }
+    pub fn mutually_exclusive(mut self, opts: &[&'static str]) -> Self {
+        self.mutually_exclusive.push(opts.to_vec());
+        self
+    }
+    pub fn required_by(mut self, key: &'static str, opts: &[&'static str]) -> Self {
+        self.required_by.push((key, opts.to_vec()));
+        self
+    }
+
+    fn find(&self, key: &str) -> Option<&Opt> {
+        self.options
+            .iter()
+            .find(|o| o.name == key || o.aliases.contains(&key))
+    }
+
+    fn supported_list(&self) -> String {
+        let mut names: Vec<String> = self
+            .options
+            .iter()
+            .map(|o| {
+                if o.aliases.is_empty() {
+                    o.name.to_string()
+                } else {
+                    format!("{} (aliases: {})", o.name, o.aliases.join(", "))
+                }
+            })
+            .collect();
+        names.sort();
+        names.join(", ")
+    }
+
+    /// Validate the task's options (without `_ansible_*` keys) for module `module`.
+    pub fn validate(&self, raw: &Map<String, Value>, module: &str) -> Result<Validated> {
+        let mut warnings = Vec::new();
+        let params = self.validate_at(raw, module, "", &mut warnings)?;
+        Ok(Validated { params, warnings })
+    }
+
+    fn validate_at(
+        &self,
+        raw: &Map<String, Value>,
+        module: &str,
+        prefix: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Map<String, Value>> {
+        let unknown: Vec<String> = raw
+            .keys()
+            .filter(|k| self.find(k).is_none())
+            .map(|k| format!("{prefix}{k}"))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::invalid(format!(
+                "Unsupported parameters for ({module}) module: {}. Supported parameters include: {}.",
+                unknown.join(", "),
+                self.supported_list()
+            )));
+        }
+        let mut out = Map::new();
+        for opt in &self.options {
+            let path = format!("{prefix}{}", opt.name);
+            // The value given under the name or any alias; null means omitted.
+            let mut given: Option<(&str, &Value)> = None;
+            for key in std::iter::once(&opt.name).chain(opt.aliases.iter()) {
+                if let Some(v) = raw.get(*key).filter(|v| !v.is_null()) {
+                    if let Some((first, fv)) = given {
+                        if fv != v {
+                            return Err(Error::invalid(format!(
+                                "option '{path}' is given twice with different values (as '{first}' and '{key}')"
+                            )));
+                        }
+                    } else {
+                        given = Some((key, v));
+                    }
+                }
+            }
+            let value = match (given, &opt.default) {
+                (Some((_, v)), _) => coerce(&opt.kind, v, &path, module, warnings)?,
+                (None, Some(d)) => d.clone(),
+                (None, None) => {
+                    if opt.required {
+                        return Err(Error::invalid(format!("missing required option: {path}")));
+                    }
+                    continue;
+                }
+            };
+            let value = check_choices(opt, value, &path)?;
+            out.insert(opt.name.to_string(), value);
+        }
+        for group in &self.mutually_exclusive {
+            let present: Vec<&str> = group
+                .iter()
+                .copied()
+                .filter(|k| out.contains_key(*k))
+                .collect();
+            if present.len() > 1 {
+                return Err(Error::invalid(format!(
+                    "options are mutually exclusive: {}",
+                    present
+                        .iter()
+                        .map(|k| format!("{prefix}{k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        for (key, value, needed) in &self.required_if {
+            let matches = match out.get(*key) {
+                Some(Value::String(s)) => s == value,
+                Some(Value::Bool(b)) => coerce_bool(&Value::String(value.to_string())) == Some(*b),
+                _ => false,
+            };
+            if matches {
+                let missing: Vec<String> = needed
+                    .iter()
+                    .filter(|k| !out.contains_key(**k))
+                    .map(|k| format!("{prefix}{k}"))
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "{prefix}{key} is {value} but the following option is missing: {}",
+                        missing.join(", ")
+                    )));
+                }
+            }
+        }
+        for (key, needed) in &self.required_by {
+            if out.contains_key(*key) {
+                let missing: Vec<String> = needed
+                    .iter()
+                    .filter(|k| !out.contains_key(**k))
+                    .map(|k| format!("{prefix}{k}"))
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(Error::invalid(format!(
+                        "option '{prefix}{key}' requires: {}",
+                        missing.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Names (dotted for sub-options) whose values are never echoed.
+    pub fn no_log_paths(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for o in &self.options {
+            if o.no_log {
+                v.push(o.name.to_string());
+            }
+            if let Kind::Dict(s) = &o.kind {
+                v.extend(
+                    s.no_log_paths()
+                        .into_iter()
+                        .map(|p| format!("{}.{p}", o.name)),
+                );
+            }
+        }
+        v
+    }
+}
+
+fn check_choices(opt: &Opt, value: Value, path: &str) -> Result<Value> {
+    if opt.choices.is_empty() {
+        return Ok(value);
+    }
+    let one = |v: Value| -> Result<Value> {
+        let s = match &v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if let Some((_, to)) = opt.choice_aliases.iter().find(|(from, _)| *from == s) {
+            return Ok(Value::String(to.to_string()));
+        }
+        if opt.choices.contains(&s.as_str()) {
+            return Ok(Value::String(s));
+        }
+        let mut accepted = opt.choices.join(", ");
+        for (from, to) in &opt.choice_aliases {
+            accepted.push_str(&format!("; {from} is accepted for {to}"));
+        }
+        Err(Error::invalid(format!(
+            "option '{path}': value '{s}' is not one of: {accepted}"
+        )))
+    };
+    match value {
+        Value::Array(items) => Ok(Value::Array(
+            items.into_iter().map(one).collect::<Result<_>>()?,
+        )),
+        v => one(v),
+    }
+}
+
+fn coerce(
+    kind: &Kind,
+    v: &Value,
+    path: &str,
+    module: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Value> {
+    let bad = || {
+        Error::invalid(format!(
+            "option '{path}' must be {}, got {} {}",
+            kind.describe(),
+            type_name(v),
+            show(v)
+        ))
+    };
+    Ok(match kind {
+        Kind::Raw => v.clone(),
+        Kind::Bool => Value::Bool(coerce_bool(v).ok_or_else(bad)?),
+        Kind::Int => match v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => v.clone(),
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
+                _ => return Err(bad()),
+            },
+            Value::String(s) => Value::from(s.trim().parse::<i64>().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        },
+        Kind::Str => match v {
+            Value::String(_) => v.clone(),
+            Value::Number(n) => Value::String(n.to_string()),
+            Value::Bool(b) => {
+                let s = if *b { "True" } else { "False" };
+                warnings.push(format!(
+                    "The value {s} (type bool) in option '{path}' was converted to '{s}' (type string). If this does not look like what you expect, quote the entire value."
+                ));
+                Value::String(s.to_string())
+            }
+            _ => return Err(bad()),
+        },
+        Kind::List(elem) => {
+            let items: Vec<Value> = match v {
+                Value::Array(a) => a.clone(),
+                Value::String(s) if s.trim().is_empty() => Vec::new(),
+                Value::String(s) => s
+                    .split(',')
+                    .map(|p| Value::String(p.trim().to_string()))
+                    .collect(),
+                Value::Number(_) | Value::Bool(_) => vec![v.clone()],
+                _ => return Err(bad()),
+            };
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(coerce(
+                    elem,
+                    item,
+                    &format!("{path}[{i}]"),
+                    module,
+                    warnings,
+                )?);
+            }
+            Value::Array(out)
+        }
+        Kind::Dict(spec) => {
+            let map = match v {
+                Value::Object(m) => m.clone(),
+                Value::String(s) => parse_dict_string(s).ok_or_else(bad)?,
+                _ => return Err(bad()),
+            };
+            Value::Object(spec.validate_at(&map, module, &format!("{path}."), warnings)?)
+        }
+    })
+}
+
+/// A dict given as a string: JSON, or Ansible's `k=v, k2=v2` form.
+fn parse_dict_string(s: &str) -> Option<Map<String, Value>> {
+    let t = s.trim();
+    if t.starts_with('{') {
+        return serde_json::from_str::<Map<String, Value>>(t).ok();
+    }
+    let mut m = Map::new();
+    for part in t.split([',', ' ']).filter(|p| !p.trim().is_empty()) {
+        let (k, v) = part.split_once('=')?;
+        m.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+    }
+    Some(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> Spec {
+        Spec::new()
+            .opt(Opt::str("name").required())
+            .opt(Opt::str("mac").alias("mac_address"))
+            .opt(Opt::bool("stp"))
+            .opt(Opt::int("mtu"))
+            .opt(Opt::list("ports"))
+            .opt(
+                Opt::str("mode")
+                    .choices(&["bridge", "private", "vepa", "passthrough"])
+                    .choice_alias("passthru", "passthrough"),
+            )
+            .opt(Opt::str("link").alias("parent"))
+            .opt(
+                Opt::str("state")
+                    .choices(&["present", "absent"])
+                    .default("present"),
+            )
+            .opt(Opt::dict(
+                "ipv4",
+                Spec::new()
+                    .opt(Opt::str("method").choices(&["auto", "manual", "disabled"]))
+                    .opt(Opt::list("addresses"))
+                    .opt(Opt::str("gateway"))
+                    .required_by("gateway", &["addresses"]),
+            ))
+            .opt(Opt::str("xml"))
+            .opt(Opt::str("forward"))
+            .mutually_exclusive(&["xml", "forward"])
+            .required_if("state", "present", &["link"])
+    }
+
+    fn v(j: Value) -> Result<Validated> {
+        spec().validate(j.as_object().unwrap(), "demo")
+    }
+
+    #[test]
+    fn coerces_like_ansible() {
+        let r = v(json!({"name": "br0", "stp": "no", "mtu": "1500", "ports": "ens32, ens33", "link": "x"})).unwrap();
+        assert_eq!(r.params["stp"], json!(false));
+        assert_eq!(r.params["mtu"], json!(1500));
+        assert_eq!(r.params["ports"], json!(["ens32", "ens33"]));
+        assert_eq!(r.params["state"], json!("present"));
+        for (s, b) in [
+            ("YES", true),
+            ("On", true),
+            ("1", true),
+            ("y", true),
+            ("False", false),
+            ("off", false),
+            ("0", false),
+        ] {
+            let r = v(json!({"name": "a", "stp": s, "link": "x"})).unwrap();
+            assert_eq!(r.params["stp"], json!(b), "{s}");
+        }
+        let r = v(json!({"name": "a", "stp": 1, "link": "x", "ports": ""})).unwrap();
+        assert_eq!(r.params["stp"], json!(true));
+        assert_eq!(
+            r.params["ports"],
+            json!([]),
+            "empty string is an empty list"
+        );
+    }
+
+    #[test]
+    fn aliases_resolve_to_the_name() {
+        let r =
+            v(json!({"name": "a", "mac_address": "52:54:00:00:00:01", "parent": "ens32"})).unwrap();
+        assert_eq!(r.params["mac"], json!("52:54:00:00:00:01"));
+        assert_eq!(r.params["link"], json!("ens32"));
+        assert!(!r.params.contains_key("mac_address"));
+        let e = v(json!({"name": "a", "mac": "1", "mac_address": "2", "link": "x"})).unwrap_err();
+        assert!(e.msg.contains("given twice"), "{}", e.msg);
+    }
+
+    #[test]
+    fn unknown_option_names_it_and_lists_supported() {
+        let e = v(json!({"name": "a", "bogus": 1, "link": "x"})).unwrap_err();
+        assert!(
+            e.msg
+                .contains("Unsupported parameters for (demo) module: bogus."),
+            "{}",
+            e.msg
+        );
+        assert!(e.msg.contains("mac (aliases: mac_address)"), "{}", e.msg);
+        let e = v(json!({"name": "a", "link": "x", "ipv4": {"methd": "auto"}})).unwrap_err();
+        assert!(e.msg.contains("ipv4.methd"), "{}", e.msg);
+    }
+
+    #[test]
+    fn wrong_types_name_option_and_type() {
+        let e = v(json!({"name": "a", "stp": "maybe", "link": "x"})).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "option 'stp' must be a boolean (yes/no, true/false, on/off, 1/0), got string 'maybe'"
+        );
+        let e = v(json!({"name": "a", "mtu": "15x0", "link": "x"})).unwrap_err();
+        assert!(
+            e.msg.starts_with("option 'mtu' must be an integer"),
+            "{}",
+            e.msg
+        );
+        let e = v(json!({"name": ["a"], "link": "x"})).unwrap_err();
+        assert!(
+            e.msg
+                .starts_with("option 'name' must be a string, got list"),
+            "{}",
+            e.msg
+        );
+    }
+
+    #[test]
+    fn choices_and_their_aliases() {
+        let r = v(json!({"name": "a", "mode": "passthru", "link": "x"})).unwrap();
+        assert_eq!(r.params["mode"], json!("passthrough"));
+        let e = v(json!({"name": "a", "mode": "bogus", "link": "x"})).unwrap_err();
+        assert!(
+            e.msg
+                .contains("option 'mode': value 'bogus' is not one of: bridge, private"),
+            "{}",
+            e.msg
+        );
+        let e = v(json!({"name": "a", "link": "x", "ipv4": {"method": "dhcp"}})).unwrap_err();
+        assert!(e.msg.contains("option 'ipv4.method'"), "{}", e.msg);
+    }
+
+    #[test]
+    fn required_and_state_dependent_required() {
+        let e = v(json!({"link": "x"})).unwrap_err();
+        assert_eq!(e.msg, "missing required option: name");
+        let e = v(json!({"name": "a"})).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "state is present but the following option is missing: link"
+        );
+        assert!(v(json!({"name": "a", "state": "absent"})).is_ok());
+        // null means omitted
+        assert!(v(json!({"name": "a", "state": "absent", "link": null})).is_ok());
+    }
+
+    #[test]
+    fn exclusive_and_required_by() {
+        let e = v(json!({"name": "a", "link": "x", "xml": "<n/>", "forward": "nat"})).unwrap_err();
+        assert_eq!(e.msg, "options are mutually exclusive: xml, forward");
+        let e = v(json!({"name": "a", "link": "x", "ipv4": {"gateway": "192.0.2.1"}})).unwrap_err();
+        assert_eq!(e.msg, "option 'ipv4.gateway' requires: ipv4.addresses");
+    }
+
+    #[test]
+    fn dict_from_string_and_bool_to_string_warns() {
+        let r = v(json!({"name": true, "link": "x", "ipv4": "method=manual, gateway=1.2.3.4, addresses=1.2.3.5/24"})).unwrap();
+        assert_eq!(r.params["name"], json!("True"));
+        assert_eq!(r.warnings.len(), 1);
+        assert_eq!(r.params["ipv4"]["method"], json!("manual"));
+        assert_eq!(r.params["ipv4"]["addresses"], json!(["1.2.3.5/24"]));
+    }
+}

@@ -1,0 +1,53 @@
+//! A recording test double for [`Runner`]: unit tests list the exact argv they expect,
+//! in order, with canned outputs captured from the real tools.
+
+use crate::args::{AnsibleFlags, Invocation};
+use crate::error::{Error, Result};
+use crate::module::{run_with, Module, RunReport};
+use crate::runner::{display_argv, Output, Runner};
+use serde_json::Value;
+use std::collections::VecDeque;
+
+#[derive(Debug, Default)]
+pub struct FakeRunner {
+    expected: VecDeque<(Vec<String>, Output)>,
+}
+
+impl FakeRunner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Expect `argv` next, answering `out`.
+    pub fn expect(mut self, argv: &[&str], out: Output) -> Self {
+        self.expected
+            .push_back((argv.iter().map(|s| s.to_string()).collect(), out));
+        self
+    }
+}
+
+impl Runner for FakeRunner {
+    fn run(&mut self, argv: &[String], _stdin: Option<&str>) -> Result<Output> {
+        match self.expected.pop_front() {
+            Some((want, out)) if want == argv => Ok(out),
+            Some((want, _)) => Err(Error::bug(format!(
+                "test double: expected `{}`, got `{}`",
+                display_argv(&want),
+                display_argv(argv)
+            ))),
+            None => Err(Error::bug(format!(
+                "test double: unexpected command `{}`",
+                display_argv(argv)
+            ))),
+        }
+    }
+}
+
+/// Run module `M` with these task options (a JSON object, `_ansible_*` keys allowed)
+/// against a test double. No host lock is taken.
+pub fn run_module<M: Module>(args: Value, runner: FakeRunner) -> RunReport {
+    let inv = Invocation::parse(&args.to_string()).unwrap_or_else(|e| Invocation {
+        flags: AnsibleFlags::default(),
+        options: serde_json::Map::from_iter([("__unparsable".to_string(), Value::String(e.msg))]),
+    });
+    run_with::<M>(inv, Box::new(runner), None)
+}

@@ -1,0 +1,1 @@
+//! What kvmnet knows of a domain's <interface> elements (owned by domain_iface).

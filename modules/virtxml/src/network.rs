@@ -1,0 +1,1 @@
+//! What kvmnet knows of libvirt network definitions (owned by libvirt_net).
