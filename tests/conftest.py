@@ -24,16 +24,22 @@ def bin_dir() -> Path:
     return Path(os.environ.get("KVMNET_BIN_DIR", ROOT / "target" / TARGET / "release"))
 
 
+_built: set = set()
+
+
+def ensure_built(package: str) -> Path:
+    """Build one package's release (static, musl) binary once per session, unless
+    KVMNET_BIN_DIR points at ready binaries. Per package, so that one crate being edited
+    does not stop the tests of another."""
+    if "KVMNET_BIN_DIR" not in os.environ and package not in _built:
+        subprocess.run(["cargo", "build", "-q", "--release", "--target", TARGET, "-p", package],
+                       cwd=ROOT, check=True)
+        _built.add(package)
+    return bin_dir() / package
+
+
 @pytest.fixture(scope="session")
 def binaries() -> Path:
-    """The release (static, musl) binaries, built once per session unless KVMNET_BIN_DIR
-    points at ready ones."""
-    if "KVMNET_BIN_DIR" not in os.environ:
-        subprocess.run(
-            ["cargo", "build", "--release", "--target", TARGET, "--workspace", "--bins"],
-            cwd=ROOT,
-            check=True,
-        )
     return bin_dir()
 
 
@@ -57,7 +63,7 @@ def run_module(lab, module: str, args: dict, check: bool = False, diff: bool = F
         json.dump(full, f)
         path = f.name
     try:
-        p = lab.exec([str(bin_dir() / module), path], check=False, timeout=timeout)
+        p = lab.exec([str(ensure_built(module)), path], check=False, timeout=timeout)
     finally:
         os.unlink(path)
     try:
