@@ -25,3 +25,39 @@ pub fn lowercase_macs(el: &mut Element) {
         lowercase_macs(c);
     }
 }
+
+/// Order children by element name, keeping the document order of same-named siblings
+/// (libvirt's lists such as `<interface>` pools, `<range>`s and `<host>`s keep their
+/// meaning). Different element kinds never depend on their relative order in libvirt
+/// XML, so a hand-written document and libvirt's canonical order compare equal.
+pub fn sort_children(el: &mut Element) {
+    el.children.sort_by(|a, b| a.name.cmp(&b.name));
+    for c in &mut el.children {
+        sort_children(c);
+    }
+}
+
+/// Remove attribute `key` from this element and every descendant (runtime-only
+/// attributes such as `connections`).
+pub fn remove_attr_everywhere(el: &mut Element, key: &str) {
+    el.remove_attr(key);
+    for c in &mut el.children {
+        remove_attr_everywhere(c, key);
+    }
+}
+
+/// Remove attribute `key` wherever it holds `default` (a value libvirt writes when the
+/// user said nothing).
+pub fn remove_default_attr(el: &mut Element, key: &str, default: &str) {
+    if el.attr(key) == Some(default) {
+        el.remove_attr(key);
+    }
+}
+
+/// The generic canonical form both sides of a comparison go through: attribute order,
+/// child order and MAC case no longer matter.
+pub fn canonical(el: &mut Element) {
+    lowercase_macs(el);
+    sort_attrs(el);
+    sort_children(el);
+}
