@@ -1,35 +1,130 @@
-//! kvmnet.network.domain_iface — not implemented yet: speaks the protocol and fails honestly.
+//! kvmnet.network.domain_iface — point one interface of an existing libvirt guest at a
+//! network, a bridge or a host NIC (macvtap), in the persistent definition and, where
+//! libvirt can, in the running guest; add or remove an interface by MAC.
 
-use kvmnet_protocol::{Ctx, Error, Module, Opt, Plan, Result, Spec};
-use serde::Deserialize;
+mod params;
+mod plan;
+mod query;
 
-struct Stub;
+use kvmnet_protocol::{Ctx, Error, Module, Plan, Result, Spec};
+use kvmnet_virtxml::interface as iface;
+use params::Params;
+use query::State;
 
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Params {
-    name: Option<String>,
-}
+struct DomainIface;
 
-impl Module for Stub {
+impl Module for DomainIface {
     const NAME: &'static str = "domain_iface";
     type Params = Params;
-    type State = ();
+    type State = State;
+
     fn spec() -> Spec {
-        Spec::new().opt(Opt::str("name"))
+        params::spec()
     }
-    fn query(_ctx: &mut Ctx, _p: &Params) -> Result<()> {
-        Err(Error::not_supported(
-            "kvmnet.network.domain_iface is not implemented yet",
-        ))
+    fn validate(p: &Params) -> Result<()> {
+        params::validate(p)
     }
-    fn plan(_ctx: &mut Ctx, _p: &Params, _s: &()) -> Result<Plan> {
-        Err(Error::not_supported(
-            "kvmnet.network.domain_iface is not implemented yet",
-        ))
+    fn query(ctx: &mut Ctx, p: &Params) -> Result<State> {
+        query::query(ctx, p)
+    }
+    fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
+        plan::plan(ctx, p, st)
+    }
+
+    /// Persistent step first, then the live one. A live attach uses the element libvirt
+    /// just stored (with the PCI address it gave it) so that the guest sees the same
+    /// device now and after a restart.
+    fn apply(ctx: &mut Ctx, p: &Params, _st: &State, plan: &Plan) -> Result<()> {
+        for a in &plan.actions {
+            let live_attach = a.argv.iter().any(|x| x == "attach-device")
+                && a.argv.last().map(String::as_str) == Some(plan::LIVE);
+            let stdin = if live_attach {
+                let (pers, _) = query::reread(ctx, p)?;
+                let mac = plan
+                    .result
+                    .get("interface")
+                    .and_then(|i| i["mac"].as_str())
+                    .unwrap_or_default()
+                    .to_string();
+                match iface::find(&pers, &mac) {
+                    Some(el) => Some(el.to_xml()),
+                    None => a.stdin.clone(),
+                }
+            } else {
+                a.stdin.clone()
+            };
+            ctx.write(&a.argv, stdin.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// Re-read both definitions; what was asked must be in the persistent one, and in
+    /// the live one where a live step ran.
+    fn verify(ctx: &mut Ctx, p: &Params, plan: &mut Plan) -> Result<()> {
+        let (pers, live) = query::reread(ctx, p)?;
+        let want = plan.result.get("interface").cloned().unwrap_or_default();
+        let mac = want["mac"].as_str().unwrap_or_default().to_string();
+        let live_step = plan
+            .actions
+            .iter()
+            .any(|a| a.argv.last().map(String::as_str) == Some(plan::LIVE));
+        let pers_if = iface::find(&pers, &mac);
+        let live_if = live.as_ref().and_then(|l| iface::find(l, &mac));
+        if p.absent() {
+            if pers_if.is_some() {
+                return Err(Error::verification(format!(
+                    "interface {mac} is still in the persistent definition of domain {}",
+                    p.domain
+                )));
+            }
+            if live_step && live_if.is_some() {
+                ctx.warn(format!(
+                    "domain {}: the guest has not released interface {mac} (no guest OS acknowledged the unplug); it goes when the guest is restarted",
+                    p.domain
+                ));
+                plan.restart_required = Some(true);
+            }
+            return Ok(());
+        }
+        let same = |el: Option<&kvmnet_virtxml::Element>| {
+            el.map(|e| plan::result_value(&iface::facets(e), None))
+                .map(|mut v| {
+                    v.as_object_mut().map(|o| o.remove("target"));
+                    v
+                })
+        };
+        let mut expected = want.clone();
+        if let Some(o) = expected.as_object_mut() {
+            o.remove("target");
+        }
+        let got = same(pers_if);
+        if got.as_ref() != Some(&expected) {
+            return Err(Error::verification(format!(
+                "after the change, interface {mac} of domain {} in the persistent definition is {} instead of {}",
+                p.domain,
+                got.map(|g| g.to_string()).unwrap_or_else(|| "missing".into()),
+                expected
+            )));
+        }
+        if live_step {
+            let got = same(live_if);
+            if got.as_ref() != Some(&expected) {
+                return Err(Error::verification(format!(
+                    "after the change, interface {mac} of running domain {} is {} instead of {}",
+                    p.domain,
+                    got.map(|g| g.to_string())
+                        .unwrap_or_else(|| "missing".into()),
+                    expected
+                )));
+            }
+        }
+        if let Some(el) = pers_if {
+            plan.set("interface", plan::result_value(&iface::facets(el), live_if));
+        }
+        Ok(())
     }
 }
 
 fn main() {
-    kvmnet_protocol::run::<Stub>()
+    kvmnet_protocol::run::<DomainIface>()
 }
