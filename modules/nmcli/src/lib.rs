@@ -89,11 +89,16 @@ fn property_key(line: &str) -> Option<(&str, &str)> {
 /// Parse property-mode output for one or more profiles (`con show UUID1 UUID2`): a new
 /// profile starts at each `connection.id` line. Split on the first colon only; a line
 /// that is not a `setting.property:` line continues the previous value (newlines in
-/// values are not escaped).
+/// values are not escaped). nmcli separates profiles with an empty line (NM 1.42): that
+/// line ends the previous value rather than continuing it.
 pub fn parse_profiles(text: &str) -> Vec<Profile> {
     let mut out: Vec<Profile> = Vec::new();
     let mut last: Option<String> = None;
     for line in text.lines() {
+        if line.is_empty() {
+            last = None;
+            continue;
+        }
         match property_key(line) {
             Some((key, value)) => {
                 if key == "connection.id" || out.is_empty() {
@@ -160,6 +165,17 @@ mod tests {
         );
         assert_eq!(p[0].controller(), Some("br0"));
         assert_eq!(p[0].port_type(), Some("bridge"));
+    }
+
+    #[test]
+    fn empty_line_between_profiles_is_a_separator() {
+        // nmcli 1.42 prints an empty line after each profile of `con show UUID UUID`.
+        let p = parse_profiles(
+            "connection.id:a\nipv6.token:\n\nconnection.id:b\nipv6.token:x\n\n",
+        );
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].get("ipv6.token"), Some(""));
+        assert_eq!(p[1].get("ipv6.token"), Some("x"));
     }
 
     #[test]
