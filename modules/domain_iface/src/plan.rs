@@ -284,26 +284,33 @@ pub fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
     let pers_change = cur.as_ref() != Some(&want);
     // The live step, when the guest runs.
     let running = st.live.is_some();
-    let live_change = running && live_if.as_ref().map(iface::facets).as_ref() != Some(&want);
+    let live_cur = live_if.as_ref().map(iface::facets);
+    // The running guest goes where the definition goes; its model changes only when
+    // the task asks for a model (a model change still pending is not retried).
+    let live_want = match &live_cur {
+        Some(lc) => Facets {
+            model: p.model.clone().or_else(|| lc.model.clone()),
+            ..want.clone()
+        },
+        None => want.clone(),
+    };
+    let live_change = running && live_cur.as_ref() != Some(&live_want);
     if pers_change || (live_change && live_mode != Live::ConfigOnly) {
         check_source(ctx, p, st, &want)?;
     }
-    let mut restart_required = false;
     let mut live_new: Option<Element> = None;
-    if live_change {
+    if live_change && live_mode != Live::ConfigOnly {
         let refusal = match &live_if {
-            Some(l) => live_refusal(st, l, &want),
+            Some(l) => live_refusal(st, l, &live_want),
             None => None, // hotplug: a new interface can be attached live
         };
         match (live_mode, refusal) {
-            (Live::ConfigOnly, _) => restart_required = true,
             (Live::Must, Some(why)) => {
                 return Err(Error::not_supported(format!(
                     "live is true but {why}; nothing was changed (use live: auto to change the definition and restart the guest later)"
                 )))
             }
-            (Live::Auto, Some(why)) => {
-                restart_required = true;
+            (_, Some(why)) => {
                 // A change made now, or one still pending from an earlier run.
                 ctx.warn(format!(
                     "domain {}: {why}; the change applies when the guest is restarted",
@@ -312,30 +319,35 @@ pub fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
             }
             (_, None) => {
                 live_new = Some(match &live_if {
-                    Some(l) => iface::edit(l, &want),
+                    Some(l) => iface::edit(l, &live_want),
                     None => pers_new.clone(),
                 });
             }
         }
     }
-    let what = |which: &str| match (&cur, which) {
-        (None, _) => format!(
+    let live_after = match (&live_new, &live_cur) {
+        (Some(_), _) => Some(live_want.clone()),
+        (None, lc) => lc.clone(),
+    };
+    let restart_required = running && live_after.as_ref() != Some(&want);
+    let what = |from: Option<&Facets>, to: &Facets, which: &str| match from {
+        None => format!(
             "add interface {mac} ({}) to domain {} {which}",
-            describe(&want),
+            describe(to),
             p.domain
         ),
-        (Some(c), _) if c.kind != want.kind || c.source != want.source || c.mode != want.mode => {
+        Some(c) if c.kind != to.kind || c.source != to.source || c.mode != to.mode => {
             format!(
                 "point interface {mac} of domain {} from {} to {} {which}",
                 p.domain,
                 describe(c),
-                describe(&want)
+                describe(to)
             )
         }
-        (Some(_), _) => format!(
+        Some(_) => format!(
             "set the model of interface {mac} of domain {} to {} {which}",
             p.domain,
-            want.model.as_deref().unwrap_or("default")
+            to.model.as_deref().unwrap_or("default")
         ),
     };
     if pers_change {
@@ -348,7 +360,7 @@ pub fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
             p,
             verb,
             CONFIG,
-            what("in the persistent definition"),
+            what(cur.as_ref(), &want, "in the persistent definition"),
             &pers_new,
         ));
         plan.diffs.push(Diff::new(
@@ -367,7 +379,7 @@ pub fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
             p,
             verb,
             LIVE,
-            what("in the running guest"),
+            what(live_cur.as_ref(), &live_want, "in the running guest"),
             l,
         ));
         plan.diffs.push(Diff::new(

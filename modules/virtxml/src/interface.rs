@@ -45,9 +45,17 @@ pub fn mac_of(iface: &Element) -> Option<String> {
 }
 
 /// The facets of one `<interface>` element.
+///
+/// A running guest's live XML shows an interface on a network by the type it resolved
+/// to (`<interface type='direct'><source network='mvt' dev='ens32' mode='bridge'/>`,
+/// measured on libvirt 9.0); `source/@network` still names the network, so such an
+/// interface reads as type network, as the persistent definition says.
 pub fn facets(iface: &Element) -> Facets {
-    let kind = iface.attr("type").unwrap_or("").to_string();
     let src = iface.child("source");
+    let kind = match src.and_then(|s| s.attr("network")) {
+        Some(_) => "network".to_string(),
+        None => iface.attr("type").unwrap_or("").to_string(),
+    };
     let source = source_attr(&kind)
         .and_then(|a| src.and_then(|s| s.attr(a)))
         .map(str::to_string);
@@ -137,7 +145,7 @@ pub fn edit(iface: &Element, want: &Facets) -> Element {
     let cur = facets(iface);
     let mut el = iface.clone();
     let source_changed = want.kind != cur.kind || want.source != cur.source;
-    if want.kind != cur.kind {
+    if source_changed && el.attr("type") != Some(want.kind.as_str()) {
         el.set_attr("type", &want.kind);
         // `managed` belongs to hostdev interfaces.
         el.remove_attr("managed");
