@@ -1,0 +1,623 @@
+//! Unit tests on outputs captured from the lab (libvirt 9.0, virsh -q batches, `ip -j -d
+//! link show`): exact planned argv, results, diffs and failures.
+
+use super::LibvirtNet;
+use kvmnet_protocol::testing::{run_module, FakeRunner};
+use kvmnet_protocol::Output;
+use serde_json::{json, Value};
+
+const LINKS: &str = include_str!("../tests/data/links.json");
+const NOT_FOUND: &str = "error: failed to get network 'NAME'\nerror: Network not found: no network with matching name 'NAME'\n";
+
+fn data(name: &str) -> &'static str {
+    match name {
+        "host-bridge" => include_str!("../tests/data/host-bridge.out"),
+        "pending" => include_str!("../tests/data/pending.out"),
+        "vtap" => include_str!("../tests/data/vtap.out"),
+        "nat1" => include_str!("../tests/data/nat1.out"),
+        "route1" => include_str!("../tests/data/route1.out"),
+        "open1" => include_str!("../tests/data/open1.out"),
+        "iso1" => include_str!("../tests/data/iso1.out"),
+        "vepa1" => include_str!("../tests/data/vepa1.out"),
+        "pt1" => include_str!("../tests/data/pt1.out"),
+        "brvt" => include_str!("../tests/data/brvt.out"),
+        "hd1" => include_str!("../tests/data/hd1.out"),
+        "ptpf" => include_str!("../tests/data/ptpf.out"),
+        "transient" => include_str!("../tests/data/transient.out"),
+        "missing" => include_str!("../tests/data/missing.out"),
+        other => panic!("no data {other}"),
+    }
+}
+
+fn query_argv(name: &str) -> Vec<String> {
+    vec![
+        "virsh".into(),
+        "-q".into(),
+        "-c".into(),
+        "qemu:///system".into(),
+        format!("'net-info' '--network' '{name}' ; echo @@kvmnet-section@@ ; 'net-dumpxml' '--inactive' '--network' '{name}' ; echo @@kvmnet-section@@ ; 'net-dumpxml' '--network' '{name}'"),
+    ]
+}
+
+/// Expect the one-process query of `name`, answered with captured output `file`.
+fn query(r: FakeRunner, name: &str, file: &str) -> FakeRunner {
+    let argv = query_argv(name);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = if file == "missing" {
+        Output {
+            rc: 1,
+            stdout: data("missing").to_string(),
+            stderr: NOT_FOUND.replace("NAME", name).repeat(3),
+        }
+    } else {
+        Output::ok(data(file))
+    };
+    r.expect(&argv, out)
+}
+
+fn query_text(r: FakeRunner, name: &str, text: String) -> FakeRunner {
+    let argv = query_argv(name);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    r.expect(&argv, Output::ok(&text))
+}
+
+fn links(r: FakeRunner) -> FakeRunner {
+    r.expect(&["ip", "-j", "-d", "link", "show"], Output::ok(LINKS))
+}
+
+fn run(args: Value, r: FakeRunner) -> kvmnet_protocol::module::RunReport {
+    run_module::<LibvirtNet>(args, r)
+}
+
+fn check(mut args: Value) -> Value {
+    args["_ansible_check_mode"] = json!(true);
+    args["_ansible_diff"] = json!(true);
+    args
+}
+
+fn commands(j: &Value) -> Vec<String> {
+    j["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c.as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn tutorial_host_bridge_defined_by_hand_is_adopted() {
+    // Defined with `virsh net-define host-bridge.xml` from the tutorial, then started.
+    let r = links(query(FakeRunner::new(), "host-bridge", "host-bridge"));
+    let rep = run(
+        check(json!({"name": "host-bridge", "forward": "bridge", "bridge": "br0"})),
+        r,
+    );
+    let j = &rep.json;
+    assert_eq!(j["changed"], json!(false), "{j}");
+    assert_eq!(j["failed"], json!(false));
+    assert_eq!(j["restart_required"], json!(false));
+    assert_eq!(commands(j), Vec::<String>::new());
+    assert_eq!(j["network"]["uuid"], "c1da1a30-d80d-48e6-b500-e203490470a7");
+    assert_eq!(j["network"]["forward"], "bridge");
+    assert_eq!(j["network"]["bridge"], "br0");
+    assert_eq!(j["network"]["active"], json!(true));
+    assert!(j.get("diff").is_none());
+    // The lab host has no br0: libvirt accepted it, we warn.
+    let w = j["warnings"][0].as_str().unwrap();
+    assert!(w.contains("bridge 'br0', which does not exist"), "{w}");
+    assert_eq!(rep.calls.len(), 2, "one virsh and one ip process");
+}
+
+#[test]
+fn every_mode_as_libvirt_stores_it_compares_equal() {
+    let cases: Vec<(&str, Value, bool)> = vec![
+        (
+            "vtap",
+            json!({"forward": "private", "interfaces": ["macvtap0"]}),
+            true,
+        ),
+        (
+            "nat1",
+            json!({"forward": "nat", "ip": {"address": "192.168.150.1", "prefix": 24,
+            "dhcp": {"start": "192.168.150.10", "end": "192.168.150.99"}}}),
+            false,
+        ),
+        (
+            "route1",
+            json!({"forward": "route", "ip": {"address": "192.168.151.1/24"}}),
+            false,
+        ),
+        (
+            "open1",
+            json!({"forward": "open", "ip": {"address": "192.168.152.1", "prefix": "24"}}),
+            false,
+        ),
+        (
+            "iso1",
+            json!({"forward": "isolated", "ip": {"address": "192.168.153.1", "prefix": 24}}),
+            false,
+        ),
+        (
+            "vepa1",
+            json!({"forward": "vepa", "interfaces": "ens32,ens33"}),
+            true,
+        ),
+        (
+            "pt1",
+            json!({"forward": "passthru", "interfaces": ["ens33"]}),
+            true,
+        ),
+        (
+            "brvt",
+            json!({"forward": "bridge", "interfaces": ["ens32"]}),
+            true,
+        ),
+        (
+            "hd1",
+            json!({"forward": "hostdev", "pf": "ens33", "state": "present"}),
+            true,
+        ),
+        (
+            "ptpf",
+            json!({"forward": "passthrough", "pf": "ens33", "state": "inactive"}),
+            true,
+        ),
+    ];
+    for (name, mut args, devices) in cases {
+        args["name"] = json!(name);
+        let mut r = query(FakeRunner::new(), name, name);
+        if devices {
+            r = links(r);
+        }
+        let rep = run(check(args), r);
+        let j = &rep.json;
+        assert_eq!(j["changed"], json!(false), "{name}: {j}");
+        assert_eq!(j["restart_required"], json!(false), "{name}");
+        assert_eq!(rep.calls.len(), if devices { 2 } else { 1 }, "{name}");
+    }
+}
+
+#[test]
+fn changed_bridge_on_active_network_is_redefined_with_its_uuid() {
+    let r = links(query(FakeRunner::new(), "host-bridge", "host-bridge"));
+    let rep = run(
+        check(json!({"name": "host-bridge", "forward": "bridge", "bridge": "br1"})),
+        r,
+    );
+    let j = &rep.json;
+    assert_eq!(j["changed"], json!(true), "{j}");
+    assert_eq!(
+        commands(j),
+        vec!["virsh -c qemu:///system net-define --file /dev/stdin"]
+    );
+    assert_eq!(j["restart_required"], json!(true));
+    assert!(j["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("previous definition")));
+    assert_eq!(
+        j["msg"],
+        "would redefine network host-bridge (bridge.name changed); the running network keeps its previous definition until restarted"
+    );
+    let d = &j["diff"][0];
+    assert_eq!(
+        d["before_header"],
+        "libvirt network host-bridge (inactive XML)"
+    );
+    assert!(d["before"]
+        .as_str()
+        .unwrap()
+        .contains("<bridge name='br0'/>"));
+    let after = d["after"].as_str().unwrap();
+    assert!(after.contains("<bridge name='br1'/>"), "{after}");
+    assert!(after.contains("<uuid>c1da1a30-d80d-48e6-b500-e203490470a7</uuid>"));
+    assert_eq!(j["diff"][1]["before"], j["diff"][1]["after"]);
+    assert_eq!(j["network"]["bridge"], "br1");
+    assert!(j["xml"].as_str().unwrap().contains("br1"));
+}
+
+#[test]
+fn restart_true_applies_the_change_and_verifies_the_live_definition() {
+    let inactive_br1 = data("pending").to_string();
+    let live_br1 = inactive_br1.replace("<bridge name='br0'/>", "<bridge name='br1'/>");
+    let r = links(query(FakeRunner::new(), "host-bridge", "host-bridge"))
+        .expect(
+            &[
+                "virsh",
+                "-c",
+                "qemu:///system",
+                "net-define",
+                "--file",
+                "/dev/stdin",
+            ],
+            Output::ok("Network host-bridge defined from /dev/stdin\n"),
+        )
+        .expect(
+            &[
+                "virsh",
+                "-c",
+                "qemu:///system",
+                "net-destroy",
+                "--network",
+                "host-bridge",
+            ],
+            Output::ok("Network host-bridge destroyed\n"),
+        )
+        .expect(
+            &[
+                "virsh",
+                "-c",
+                "qemu:///system",
+                "net-start",
+                "--network",
+                "host-bridge",
+            ],
+            Output::ok("Network host-bridge started\n"),
+        );
+    let r = query_text(
+        r,
+        "host-bridge",
+        live_br1.replace("Bridge:         br0", "Bridge:         br1"),
+    );
+    let rep = run(
+        json!({"name": "host-bridge", "forward": "bridge", "bridge": "br1", "restart": true}),
+        r,
+    );
+    let j = &rep.json;
+    assert_eq!(j["failed"], json!(false), "{j}");
+    assert_eq!(j["changed"], json!(true));
+    assert_eq!(j["restart_required"], json!(false));
+    assert_eq!(commands(j).len(), 3);
+    assert_eq!(j["network"]["bridge"], "br1");
+}
+
+#[test]
+fn a_pending_change_is_noticed_by_a_later_run() {
+    // Inactive definition on br1, the running network still on br0.
+    let r = links(query(FakeRunner::new(), "host-bridge", "pending"));
+    let rep = run(
+        check(json!({"name": "host-bridge", "forward": "bridge", "bridge": "br1"})),
+        r,
+    );
+    let j = &rep.json;
+    assert_eq!(j["changed"], json!(false), "{j}");
+    assert_eq!(j["restart_required"], json!(true));
+    assert!(j["msg"].as_str().unwrap().contains("restart required"));
+    // Options omitted: the definition is left alone, the pending restart still shows.
+    let r = links(query(FakeRunner::new(), "host-bridge", "pending"));
+    let rep = run(check(json!({"name": "host-bridge"})), r);
+    assert_eq!(rep.json["changed"], json!(false));
+    assert_eq!(rep.json["restart_required"], json!(true));
+    // restart: true restarts it, nothing to define.
+    let r = links(query(FakeRunner::new(), "host-bridge", "pending"));
+    let rep = run(check(json!({"name": "host-bridge", "restart": true})), r);
+    assert_eq!(
+        commands(&rep.json),
+        vec![
+            "virsh -c qemu:///system net-destroy --network host-bridge",
+            "virsh -c qemu:///system net-start --network host-bridge"
+        ]
+    );
+    assert_eq!(rep.json["restart_required"], json!(false));
+}
+
+#[test]
+fn a_missing_network_is_defined_started_and_autostarted() {
+    let r = query(FakeRunner::new(), "lan", "missing");
+    let rep = run(
+        check(
+            json!({"name": "lan", "forward": "nat", "bridge": "virbr9", "autostart": "yes",
+                     "ip": {"address": "192.168.150.1", "prefix": 24,
+                            "dhcp": {"start": "192.168.150.10", "end": "192.168.150.99"}}}),
+        ),
+        r,
+    );
+    let j = &rep.json;
+    assert_eq!(j["changed"], json!(true), "{j}");
+    assert_eq!(
+        commands(j),
+        vec![
+            "virsh -c qemu:///system net-define --file /dev/stdin",
+            "virsh -c qemu:///system net-start --network lan",
+            "virsh -c qemu:///system net-autostart --network lan",
+        ]
+    );
+    assert_eq!(j["restart_required"], json!(false));
+    assert_eq!(j["diff"][0]["before"], "");
+    assert_eq!(j["diff"][1]["before"], json!({}));
+    assert_eq!(
+        j["diff"][1]["after"],
+        json!({"active": true, "autostart": true, "persistent": true})
+    );
+    assert_eq!(
+        j["xml"],
+        "<network>\n  <name>lan</name>\n  <forward mode='nat'/>\n  <bridge name='virbr9'/>\n  <ip address='192.168.150.1' prefix='24'>\n    <dhcp>\n      <range start='192.168.150.10' end='192.168.150.99'/>\n    </dhcp>\n  </ip>\n</network>\n"
+    );
+    // state inactive defines it and leaves it stopped; present likewise.
+    for state in ["inactive", "present"] {
+        let r = query(FakeRunner::new(), "iso", "missing");
+        let rep = run(
+            check(json!({"name": "iso", "forward": "isolated", "state": state})),
+            r,
+        );
+        assert_eq!(
+            commands(&rep.json),
+            vec!["virsh -c qemu:///system net-define --file /dev/stdin"],
+            "{state}"
+        );
+        assert_eq!(rep.json["network"]["active"], json!(false));
+    }
+}
+
+#[test]
+fn something_only_the_current_definition_has_is_removed() {
+    // nat1 has a DHCP range; the task no longer asks for one.
+    let r = query(FakeRunner::new(), "nat1", "nat1");
+    let rep = run(
+        check(
+            json!({"name": "nat1", "forward": "nat", "ip": {"address": "192.168.150.1", "prefix": 24}}),
+        ),
+        r,
+    );
+    let j = &rep.json;
+    assert_eq!(j["changed"], json!(true), "{j}");
+    let after = j["diff"][0]["after"].as_str().unwrap();
+    assert!(!after.contains("dhcp"), "{after}");
+    // libvirt's choices are kept: the same bridge, MAC and uuid.
+    assert!(
+        after.contains("<bridge name='virbr2' stp='on' delay='0'/>"),
+        "{after}"
+    );
+    assert!(
+        after.contains("<mac address='52:54:00:6a:74:1f'/>"),
+        "{after}"
+    );
+    assert!(after.contains("<uuid>ff44181e-dd8d-497a-8dc7-7418b1e57115</uuid>"));
+    assert_eq!(j["restart_required"], json!(true));
+}
+
+#[test]
+fn state_changes_and_autostart_in_one_run() {
+    // Active network → inactive, autostart on.
+    let r = links(query(FakeRunner::new(), "vtap", "vtap"));
+    let rep = run(
+        check(json!({"name": "vtap", "state": "inactive", "autostart": true})),
+        r,
+    );
+    assert_eq!(
+        commands(&rep.json),
+        vec![
+            "virsh -c qemu:///system net-destroy --network vtap",
+            "virsh -c qemu:///system net-autostart --network vtap",
+        ]
+    );
+    // present leaves the running state alone; autostart off is already so.
+    let r = links(query(FakeRunner::new(), "vtap", "vtap"));
+    let rep = run(
+        check(json!({"name": "vtap", "state": "present", "autostart": false})),
+        r,
+    );
+    assert_eq!(rep.json["changed"], json!(false), "{}", rep.json);
+    // A stopped network is started with its (already new) definition.
+    let r = links(query(FakeRunner::new(), "hd1", "hd1"));
+    let rep = run(check(json!({"name": "hd1"})), r);
+    assert_eq!(
+        commands(&rep.json),
+        vec!["virsh -c qemu:///system net-start --network hd1"]
+    );
+}
+
+#[test]
+fn absent_destroys_and_undefines_transient_too() {
+    let r = query(FakeRunner::new(), "nat1", "nat1");
+    let rep = run(check(json!({"name": "nat1", "state": "absent"})), r);
+    let j = &rep.json;
+    assert_eq!(
+        commands(j),
+        vec![
+            "virsh -c qemu:///system net-destroy --network nat1",
+            "virsh -c qemu:///system net-undefine --network nat1",
+        ]
+    );
+    assert_eq!(j["diff"][0]["after"], "");
+    assert_eq!(j["diff"][1]["after"], json!({}));
+    assert_eq!(
+        j["msg"],
+        "would stop network nat1 and undefine network nat1"
+    );
+    let r = query(FakeRunner::new(), "tr1", "transient");
+    let rep = run(check(json!({"name": "tr1", "state": "absent"})), r);
+    assert_eq!(
+        commands(&rep.json),
+        vec!["virsh -c qemu:///system net-destroy --network tr1"]
+    );
+    let r = query(FakeRunner::new(), "gone", "missing");
+    let rep = run(check(json!({"name": "gone", "state": "absent"})), r);
+    assert_eq!(rep.json["changed"], json!(false));
+    assert_eq!(rep.json["msg"], "network gone is already absent");
+}
+
+#[test]
+fn a_transient_network_becomes_persistent() {
+    let r = links(query(FakeRunner::new(), "tr1", "transient"));
+    let rep = run(check(json!({"name": "tr1", "state": "present"})), r);
+    let j = &rep.json;
+    assert_eq!(
+        commands(j),
+        vec!["virsh -c qemu:///system net-define --file /dev/stdin"]
+    );
+    assert!(j["xml"].as_str().unwrap().contains("<uuid>a59cbe55"));
+    assert_eq!(j["restart_required"], json!(false));
+    // inactive: define first (a transient network vanishes when stopped), then stop.
+    let r = links(query(FakeRunner::new(), "tr1", "transient"));
+    let rep = run(check(json!({"name": "tr1", "state": "inactive"})), r);
+    assert_eq!(
+        commands(&rep.json),
+        vec![
+            "virsh -c qemu:///system net-define --file /dev/stdin",
+            "virsh -c qemu:///system net-destroy --network tr1"
+        ]
+    );
+}
+
+#[test]
+fn xml_option_is_compared_like_the_structured_ones() {
+    let xml = "<network><name>vtap</name><forward mode=\"private\"><interface dev=\"macvtap0\"/></forward></network>";
+    let r = links(query(FakeRunner::new(), "vtap", "vtap"));
+    let rep = run(check(json!({"name": "vtap", "xml": xml})), r);
+    assert_eq!(rep.json["changed"], json!(false), "{}", rep.json);
+    let r = links(query(FakeRunner::new(), "vtap", "vtap"));
+    let other = xml.replace(
+        "<name>vtap</name>",
+        "<name>vtap</name><uuid>0000aaaa-1ad4-47e0-b411-d85b7d303921</uuid>",
+    );
+    let rep = run(check(json!({"name": "vtap", "xml": other})), r);
+    assert_eq!(rep.json["failed"], json!(true));
+    assert!(rep.json["msg"]
+        .as_str()
+        .unwrap()
+        .contains("cannot change a network's uuid"));
+}
+
+fn fails_before_reading(args: Value, want: &str) {
+    let rep = run(check(args.clone()), FakeRunner::new());
+    let j = &rep.json;
+    assert_eq!(j["failed"], json!(true), "{args}: {j}");
+    assert_eq!(rep.rc, 1);
+    let msg = j["msg"].as_str().unwrap();
+    assert!(msg.contains(want), "{args}: {msg}");
+    assert!(rep.calls.is_empty(), "{args}: nothing is read or run");
+}
+
+#[test]
+fn bad_input_fails_clearly_without_touching_anything() {
+    fails_before_reading(
+        json!({"name": "n", "forward": "nat", "interfaces": ["ens32"]}),
+        "option 'interfaces' does not fit forward nat",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "bridge"}),
+        "missing required option 'bridge': forward bridge needs the host bridge",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "bridge", "bridge": "br0", "interfaces": ["ens32"]}),
+        "'bridge' and 'interfaces' are mutually exclusive",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "bridge", "bridge": "br0", "ip": {"address": "10.0.0.1/24"}}),
+        "option 'ip' does not fit forward bridge",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "private", "interfaces": []}),
+        "option 'interfaces' is empty",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "vepa"}),
+        "missing required option 'interfaces'",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "hostdev"}),
+        "missing required option 'pf'",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "private", "pf": "ens33", "interfaces": ["ens32"]}),
+        "option 'pf' does not fit forward private",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "vepa", "interfaces": ["ens32", "ens32"]}),
+        "lists 'ens32' twice",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "nat", "bridge": "a-much-too-long-bridge-name"}),
+        "bridge",
+    );
+    fails_before_reading(
+        json!({"name": "n", "xml": "<network><name>n</name>", "forward": "nat"}),
+        "options are mutually exclusive: xml, forward",
+    );
+    fails_before_reading(
+        json!({"name": "n", "xml": "<network><name>n</name>"}),
+        "option 'xml': malformed XML",
+    );
+    fails_before_reading(
+        json!({"name": "n", "xml": "<network><name>other</name></network>"}),
+        "its <name> is 'other' but option 'name' is 'n'",
+    );
+    fails_before_reading(
+        json!({"name": "n", "xml": "<domain><name>n</name></domain>"}),
+        "root element is <domain>",
+    );
+    fails_before_reading(
+        json!({"name": "n", "bridge": "br0"}),
+        "option 'bridge' requires: forward",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "nat", "ip": {"address": "192.168.1.1"}}),
+        "missing required option 'ip.prefix'",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "nat", "ip": {"address": "192.168.1.300", "prefix": 24}}),
+        "option 'ip.address': '192.168.1.300' is not an IP address",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "nat", "ip": {"address": "192.168.1.1", "prefix": 33}}),
+        "option 'ip.prefix': 33",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "nat", "ip": {"address": "192.168.1.1", "prefix": 24,
+               "dhcp": {"start": "192.168.2.10", "end": "192.168.1.99"}}}),
+        "option 'ip.dhcp.start': 192.168.2.10 is outside the network 192.168.1.1/24",
+    );
+    fails_before_reading(
+        json!({"name": "n", "state": "absent", "autostart": true}),
+        "option 'autostart': true does not fit state absent",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "bogus"}),
+        "option 'forward': value 'bogus' is not one of",
+    );
+    fails_before_reading(json!({"name": "a/b"}), "option 'name'");
+}
+
+#[test]
+fn a_missing_network_without_definition_names_the_option() {
+    let r = query(FakeRunner::new(), "lan", "missing");
+    let rep = run(check(json!({"name": "lan"})), r);
+    assert_eq!(rep.json["failed"], json!(true));
+    assert_eq!(
+        rep.json["msg"],
+        "missing required option 'forward': libvirt network 'lan' does not exist; forward (or xml) describes the network to define"
+    );
+}
+
+#[test]
+fn libvirtd_not_reachable_is_a_clear_failure() {
+    let argv = query_argv("lan");
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let r = FakeRunner::new().expect(
+        &argv,
+        Output::fail(
+            1,
+            "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n",
+        ),
+    );
+    let rep = run(check(json!({"name": "lan", "forward": "nat"})), r);
+    let j = &rep.json;
+    assert_eq!(j["failed"], json!(true));
+    assert_eq!(j["error_kind"], "missing_dependency");
+    assert!(
+        j["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("libvirtd is not reachable at qemu:///system"),
+        "{j}"
+    );
+}
