@@ -47,6 +47,17 @@ fn header(p: &Params, mac: &str, which: &str) -> String {
     format!("domain {} interface {mac} ({which})", p.domain)
 }
 
+/// Each interface as "MAC (type source)", for messages.
+fn listing(domain: &Element) -> Vec<String> {
+    iface::interfaces(domain)
+        .iter()
+        .map(|i| {
+            let f = iface::facets(i);
+            format!("{} ({})", f.mac, describe(&f))
+        })
+        .collect()
+}
+
 /// Pick the interface the task is about.
 fn select(p: &Params, st: &State) -> Result<Option<String>> {
     if let Some(m) = p.mac() {
@@ -63,13 +74,7 @@ fn select(p: &Params, st: &State) -> Result<Option<String>> {
             ),
         )),
         n => {
-            let list: Vec<String> = all
-                .iter()
-                .map(|i| {
-                    let f = iface::facets(i);
-                    format!("{} ({})", f.mac, describe(&f))
-                })
-                .collect();
+            let list = listing(&st.persistent);
             Err(Error::missing_option(
                 "mac",
                 &format!(
@@ -93,7 +98,19 @@ fn wanted(p: &Params) -> Wanted {
 }
 
 /// Check the merged facets make sense, with messages naming the option.
-fn check_merged(p: &Params, cur: Option<&Facets>, want: &Facets) -> Result<()> {
+fn check_merged(p: &Params, st: &State, cur: Option<&Facets>, want: &Facets) -> Result<()> {
+    if cur.is_none() && (p.kind.is_none() || p.source.is_none()) {
+        let all = listing(&st.persistent);
+        let has = if all.is_empty() {
+            "it has no interface".to_string()
+        } else {
+            format!("its interfaces: {}", all.join(", "))
+        };
+        return Err(Error::invalid(format!(
+            "option 'mac': domain '{}' has no interface with MAC {} ({has}); to add one, give 'type' and 'source' too",
+            p.domain, want.mac
+        )));
+    }
     if !iface::TYPES.contains(&want.kind.as_str()) {
         if p.source.is_some() || p.mode.is_some() {
             return Err(Error::missing_option(
@@ -273,7 +290,7 @@ pub fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
         ..Default::default()
     });
     let want = wanted(p).merged(&base);
-    check_merged(p, cur.as_ref(), &want)?;
+    check_merged(p, st, cur.as_ref(), &want)?;
 
     // The persistent step.
     let mut steps: Vec<Action> = Vec::new();

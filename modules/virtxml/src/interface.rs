@@ -268,3 +268,173 @@ pub fn target_dev(iface: &Element) -> Option<String> {
         .and_then(|t| t.attr("dev"))
         .map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A hand-written persistent interface with everything kvmnet must keep.
+    const RICH: &str = "<interface type='network'>
+  <mac address='52:54:00:6B:3C:58'/>
+  <source network='default' portgroup='pg1'/>
+  <virtualport type='openvswitch'/>
+  <target dev='guest0'/>
+  <model type='virtio'/>
+  <driver name='vhost' queues='2'/>
+  <boot order='2'/>
+  <rom enabled='no'/>
+  <mtu size='9000'/>
+  <link state='down'/>
+  <filterref filter='clean-traffic'/>
+  <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/>
+</interface>";
+
+    // libvirt 9.0 live XML of an interface on a macvtap network (forward mode bridge).
+    const LIVE_MVT: &str = "<interface type='direct'>
+  <mac address='52:54:00:aa:00:01'/>
+  <source network='mvt' portid='f637355c-67e6-4dea-871d-ef1b6f662edf' dev='ens32' mode='bridge'/>
+  <target dev='macvtap1'/>
+  <model type='virtio'/>
+  <alias name='net0'/>
+</interface>";
+
+    fn names(el: &Element) -> Vec<&str> {
+        el.children.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    #[test]
+    fn facets_normalise_mac_and_read_live_network_interfaces_as_network() {
+        let f = facets(&Element::parse(RICH).unwrap());
+        assert_eq!(f.mac, "52:54:00:6b:3c:58");
+        assert_eq!(
+            (f.kind.as_str(), f.source.as_deref()),
+            ("network", Some("default"))
+        );
+        assert_eq!(f.mode, None);
+        let live = Element::parse(LIVE_MVT).unwrap();
+        let f = facets(&live);
+        assert_eq!(
+            (f.kind.as_str(), f.source.as_deref(), f.mode.as_deref()),
+            ("network", Some("mvt"), None)
+        );
+        assert_eq!(live_backing(&live), Backing::Macvtap);
+        let direct =
+            Element::parse("<interface type='direct'><source dev='ens32'/></interface>").unwrap();
+        assert_eq!(
+            facets(&direct).mode.as_deref(),
+            Some("vepa"),
+            "libvirt's default"
+        );
+    }
+
+    #[test]
+    fn edit_to_direct_keeps_everything_but_the_old_source() {
+        let el = Element::parse(RICH).unwrap();
+        let want = Wanted {
+            kind: Some("direct".into()),
+            source: Some("ens32".into()),
+            mode: Some("bridge".into()),
+            model: None,
+        }
+        .merged(&facets(&el));
+        let out = edit(&el, &want);
+        assert_eq!(out.attr("type"), Some("direct"));
+        assert_eq!(
+            out.child("source").unwrap().attrs,
+            vec![
+                ("dev".to_string(), "ens32".to_string()),
+                ("mode".to_string(), "bridge".to_string())
+            ]
+        );
+        assert_eq!(
+            names(&out),
+            [
+                "mac",
+                "source",
+                "target",
+                "model",
+                "driver",
+                "boot",
+                "rom",
+                "mtu",
+                "link",
+                "filterref",
+                "address"
+            ]
+        );
+        for keep in [
+            "mac",
+            "target",
+            "model",
+            "driver",
+            "boot",
+            "rom",
+            "mtu",
+            "link",
+            "filterref",
+            "address",
+        ] {
+            assert_eq!(out.child(keep), el.child(keep), "{keep}");
+        }
+        assert_eq!(facets(&out), want);
+    }
+
+    #[test]
+    fn edit_of_mode_or_model_only_touches_that() {
+        let el = Element::parse("<interface type='direct'><mac address='52:54:00:00:00:01'/><source dev='ens32' mode='vepa'/><virtualport type='802.1Qbg'/></interface>").unwrap();
+        let want = Wanted {
+            mode: Some("private".into()),
+            model: Some("e1000e".into()),
+            ..Default::default()
+        }
+        .merged(&facets(&el));
+        let out = edit(&el, &want);
+        assert_eq!(out.child("source").unwrap().attr("mode"), Some("private"));
+        assert!(
+            out.child("virtualport").is_some(),
+            "same source: its port profile stays"
+        );
+        assert_eq!(names(&out), ["mac", "source", "virtualport", "model"]);
+        assert_eq!(facets(&out), want);
+        // Nothing asked: the element is unchanged.
+        assert_eq!(edit(&el, &facets(&el)), el);
+    }
+
+    #[test]
+    fn network_backing_follows_the_forward_mode() {
+        let b = |x: &str| network_backing(&Element::parse(x).unwrap());
+        assert_eq!(
+            b("<network><name>d</name><forward mode='nat'/><bridge name='virbr0'/></network>"),
+            Backing::Bridge
+        );
+        assert_eq!(
+            b("<network><name>i</name><bridge name='virbr1'/></network>"),
+            Backing::Bridge
+        );
+        assert_eq!(
+            b("<network><name>h</name><forward mode='bridge'/><bridge name='br0'/></network>"),
+            Backing::Bridge
+        );
+        assert_eq!(b("<network><name>m</name><forward mode='bridge'><interface dev='ens32'/></forward></network>"), Backing::Macvtap);
+        assert_eq!(b("<network><name>p</name><forward dev='ens32' mode='private'><interface dev='ens32'/></forward></network>"), Backing::Macvtap);
+        assert_eq!(
+            b("<network><name>x</name><forward mode='hostdev'/></network>"),
+            Backing::Other
+        );
+    }
+
+    #[test]
+    fn new_interface_has_only_what_was_asked() {
+        let f = Facets {
+            mac: "52:54:00:00:00:09".into(),
+            kind: "direct".into(),
+            source: Some("ens32".into()),
+            mode: Some("vepa".into()),
+            model: Some("virtio".into()),
+        };
+        assert_eq!(
+            new_interface(&f).to_xml(),
+            "<interface type='direct'>\n  <mac address='52:54:00:00:00:09'/>\n  <source dev='ens32' mode='vepa'/>\n  <model type='virtio'/>\n</interface>\n"
+        );
+    }
+}
