@@ -1,35 +1,68 @@
-//! kvmnet.network.nm_bridge — not implemented yet: speaks the protocol and fails honestly.
+//! kvmnet.network.nm_bridge — a NetworkManager bridge and its ports as declared state.
+//!
+//! query (2 nmcli calls + `ip -j -d addr show`) → plan (nmcli commands by UUID, diff,
+//! return values) → apply → verify against NetworkManager and the kernel.
 
-use kvmnet_protocol::{Ctx, Error, Module, Opt, Plan, Result, Spec};
-use serde::Deserialize;
+mod memory;
+mod params;
+mod plan;
+mod state;
+mod verify;
 
-struct Stub;
+use kvmnet_protocol::{Ctx, Module, Plan, Result, Spec};
+use params::Params;
+use state::{OnFail, State};
 
-#[derive(Deserialize)]
-#[allow(dead_code)]
-struct Params {
-    name: Option<String>,
-}
+struct NmBridge;
 
-impl Module for Stub {
+impl Module for NmBridge {
     const NAME: &'static str = "nm_bridge";
     type Params = Params;
-    type State = ();
+    type State = State;
+
     fn spec() -> Spec {
-        Spec::new().opt(Opt::str("name"))
+        params::spec()
     }
-    fn query(_ctx: &mut Ctx, _p: &Params) -> Result<()> {
-        Err(Error::not_supported(
-            "kvmnet.network.nm_bridge is not implemented yet",
-        ))
+    fn validate(p: &Params) -> Result<()> {
+        params::validate(p)
     }
-    fn plan(_ctx: &mut Ctx, _p: &Params, _s: &()) -> Result<Plan> {
-        Err(Error::not_supported(
-            "kvmnet.network.nm_bridge is not implemented yet",
-        ))
+    fn query(ctx: &mut Ctx, _p: &Params) -> Result<State> {
+        state::read(ctx, None)
+    }
+    fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
+        plan::plan(ctx, p, st)
+    }
+    fn apply(ctx: &mut Ctx, _p: &Params, st: &State, plan: &Plan) -> Result<()> {
+        let on_fail = st.on_fail.borrow().clone();
+        for (i, a) in plan.actions.iter().enumerate() {
+            if a.argv.is_empty() {
+                continue;
+            }
+            let Err(e) = ctx.write(&a.argv, a.stdin.as_deref()) else {
+                continue;
+            };
+            match on_fail.get(i) {
+                Some(OnFail::Warn) => ctx.warn(format!("could not {}: {}", a.summary, e.msg)),
+                Some(OnFail::Reactivate { bridge, ports }) => {
+                    // NM refuses to reapply some settings: re-activate instead.
+                    ctx.write(&["nmcli", "con", "up", "uuid", bridge], None)?;
+                    for p in ports {
+                        ctx.write(&["nmcli", "con", "up", "uuid", p], None)?;
+                    }
+                }
+                _ => return Err(e),
+            }
+        }
+        Ok(())
+    }
+    fn verify(ctx: &mut Ctx, p: &Params, plan: &mut Plan) -> Result<()> {
+        verify::verify(ctx, p, plan)
     }
 }
 
 fn main() {
-    kvmnet_protocol::run::<Stub>()
+    kvmnet_protocol::run::<NmBridge>()
 }
+
+#[cfg(test)]
+mod tests;
