@@ -1,0 +1,390 @@
+"""The lab itself (tests/lab, issue 3): a fleet of 3 ssh-enabled lab hosts with real
+NetworkManager, libvirtd and sshd; guests on a bridge and on macvtap in two labs at once;
+reboot, restart, DHCP, ansible-playbook over ssh, and a teardown that leaves nothing and a
+machine whose network is untouched.
+
+These labs use their own prefix (KVMNET_LAB_PREFIX semantics: own state dir, namespace names
+and controller namespace), so the final down-all only ever tears down this file's labs."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAB_DIR = ROOT / "tests" / "lab"
+LAB_CLI = LAB_DIR / "lab"
+sys.path.insert(0, str(LAB_DIR))
+
+import kvmlab  # noqa: E402
+
+PREFIX = "kvmtest"
+FLEET = ["tl1", "tl2", "tl3"]
+CLI_ENV = dict(os.environ, KVMNET_LAB_PREFIX=PREFIX)
+MUSL = "x86_64-unknown-linux-musl"
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+
+def sh(argv, **kw):
+    return subprocess.run(argv, capture_output=True, text=True, check=True, **kw).stdout
+
+
+def cli(*args, check=True, **kw):
+    p = subprocess.run([str(LAB_CLI), *args], capture_output=True, text=True, env=CLI_ENV, **kw)
+    if check:
+        assert p.returncode == 0, f"lab {args}: rc {p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p
+
+
+def host_network_state() -> dict:
+    """The machine's own addresses, routes and firewall, normalised (lifetimes, counters)."""
+    def norm(text):
+        text = re.sub(r"(valid_lft|preferred_lft) \S+", r"\1 -", text)
+        text = re.sub(r"expires \S+", "expires -", text)
+        text = re.sub(r"\[\d+:\d+\]", "[-]", text)
+        return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+    state = {
+        "ip addr": norm(sh(["ip", "addr"])),
+        "ip route": norm(sh(["ip", "route", "show", "table", "all"])),
+        "ip -6 route": norm(sh(["ip", "-6", "route", "show", "table", "all"])),
+        "iptables-save": norm(sh(["iptables-save"])),
+    }
+    if shutil.which("ip6tables-save"):
+        state["ip6tables-save"] = norm(sh(["ip6tables-save"]))
+    return state
+
+
+def links(lab) -> dict:
+    return {d["ifname"]: d for d in json.loads(lab.exec(["ip", "-j", "-d", "link"]).stdout)}
+
+
+def wait_for(what, fn, timeout=30.0, every=0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+@pytest.fixture(scope="module")
+def host_before():
+    """Snapshot of the machine's network before any lab of this file exists."""
+    kvmlab.down_all(PREFIX)  # leftovers of an interrupted earlier run
+    return host_network_state()
+
+
+@pytest.fixture(scope="module")
+def fleet(host_before):
+    """Three ssh labs brought up at once (the first with a DHCP server on its LAN)."""
+    timings = {}
+
+    def up(name):
+        t = time.monotonic()
+        lab = kvmlab.Lab.up(name, ssh=True, dhcp=(name == FLEET[0]), prefix=PREFIX)
+        timings[name] = round(time.monotonic() - t, 2)
+        return lab
+
+    t = time.monotonic()
+    try:
+        with ThreadPoolExecutor(len(FLEET)) as pool:
+            labs = list(pool.map(up, FLEET))
+        print(f"\nfleet of {len(FLEET)} ssh labs up in {time.monotonic() - t:.2f}s "
+              f"(each: {timings})")
+        yield labs
+    finally:
+        t = time.monotonic()
+        kvmlab.down_all(PREFIX)
+        print(f"\nfleet down in {time.monotonic() - t:.2f}s")
+
+
+def test_fleet_of_three_ssh_labs(fleet):
+    for i, lab in enumerate(fleet):
+        assert lab.name == FLEET[i]
+        assert lab.address and lab.address.startswith("10.250.")
+        st = lab.exec(["nmcli", "-t", "-f", "RUNNING,STATE", "general"]).stdout
+        assert st.startswith("running:"), st
+        assert "STATE" in lab.exec(["nmcli", "general", "status"]).stdout
+        assert "Name" in lab.exec(["virsh", "-c", "qemu:///system", "list"]).stdout
+        names = set(links(lab))
+        assert {"lo", "ens32", "ens33", "mgmt0"} <= names
+        assert "eth0" not in names
+        devices = lab.exec(["nmcli", "-t", "-f", "DEVICE,STATE", "device"]).stdout.splitlines()
+        assert "ens32:disconnected" in devices and "ens33:disconnected" in devices, devices
+        assert "mgmt0:unmanaged" in devices, devices
+        assert lab.exec(["hostname"]).stdout.strip() == lab.name
+        assert lab.exec(["cat", "/etc/resolv.conf"]).stdout == ""
+    addresses = [lab.address for lab in fleet]
+    assert len(set(addresses)) == 3
+
+
+def test_nics_have_carrier_and_ifindex_ranges_differ(fleet):
+    for lab in fleet:
+        ls = links(lab)
+        for nic in ("ens32", "ens33"):
+            assert ls[nic]["linkinfo"]["info_kind"] == "veth"
+            assert "NO-CARRIER" not in ls[nic]["flags"]
+        # links the lab creates (virbr0 from libvirt's default network) get its own range
+        lo, hi = lab.index * 256, (lab.index + 1) * 256
+        assert lo <= ls["virbr0"]["ifindex"] < hi, (lab.name, ls["virbr0"]["ifindex"])
+
+
+def test_exec_keeps_cwd_status_and_stdin(fleet, tmp_path):
+    lab = fleet[0]
+    p = cli("exec", lab.name, "sh", "-c", "pwd; read x; echo got:$x; exit 7", check=False,
+            cwd=tmp_path, input="hello\n")
+    assert p.returncode == 7, p.stderr
+    assert p.stdout.splitlines() == [str(tmp_path), "got:hello"]
+    # the lab's /tmp is the machine's: tests hand files to module binaries there
+    (tmp_path / "f").write_text("x")
+    assert lab.exec(["cat", str(tmp_path / "f")]).stdout == "x"
+    with pytest.raises(kvmlab.LabError, match=r"rc 3.*false-ish"):
+        lab.exec(["sh", "-c", "echo false-ish; exit 3"])
+
+
+def test_lab_writes_stay_in_the_lab(fleet):
+    lab = fleet[0]
+    lab.exec(["sh", "-c", "echo lab-only > /etc/kvmnet-lab-probe; useradd kvmnetprobe"])
+    assert not os.path.exists("/etc/kvmnet-lab-probe")
+    assert "kvmnetprobe" not in Path("/etc/passwd").read_text()
+    assert "kvmnetprobe" not in fleet[1].exec(["cat", "/etc/passwd"]).stdout
+    # /proc/sys outside the network namespace is read-only in the lab
+    p = lab.exec(["sh", "-c", "echo 1 > /proc/sys/kernel/printk_ratelimit"], check=False)
+    assert p.returncode != 0
+
+
+def test_bridge_made_with_nmcli_carries_a_guest_port(fleet):
+    lab = fleet[1]
+    lab.exec(["sh", "-ec", textwrap.dedent("""\
+        nmcli con add type bridge ifname br0 con-name br0 bridge.stp no \
+          ipv4.method manual ipv4.addresses 198.51.100.10/24 ipv6.method disabled
+        nmcli con add type bridge-slave ifname ens32 master br0 con-name br0-port
+        nmcli con up br0
+        nmcli con up br0-port
+        """)])
+    lab.exec(["virsh", "-c", "qemu:///system", "net-define", "/dev/stdin"],
+             input="<network><name>lan</name><forward mode='bridge'/>"
+                   "<bridge name='br0'/></network>")
+    lab.exec(["virsh", "-c", "qemu:///system", "net-start", "lan"])
+    lab.define_guest("gbr", [
+        "<interface type='bridge'><source bridge='br0'/><model type='virtio'/>"
+        "<rom enabled='no'/></interface>",
+        "<interface type='network'><source network='lan'/><model type='virtio'/>"
+        "<rom enabled='no'/></interface>",
+    ], start=True)
+    assert "running" in lab.exec(["virsh", "-c", "qemu:///system", "domstate", "gbr"]).stdout
+    iflist = lab.exec(["virsh", "-c", "qemu:///system", "domiflist", "gbr"]).stdout
+    vnets = re.findall(r"^\s*(vnet\d+)\s", iflist, re.M)
+    assert len(vnets) == 2, iflist
+    ls = links(lab)
+    for vnet in vnets:
+        assert ls[vnet].get("master") == "br0", ls[vnet]
+    assert ls["ens32"].get("master") == "br0"
+    assert ls["br0"]["linkinfo"]["info_data"]["stp_state"] == 0
+
+
+def test_reboot_brings_the_bridge_profile_back(fleet):
+    lab = fleet[1]
+    lab.exec(["ip", "link", "add", "junk0", "type", "veth", "peer", "name", "junk1"])
+    t = time.monotonic()
+    lab.reboot()
+    print(f"\nreboot: {time.monotonic() - t:.2f}s")
+    ls = links(lab)
+    assert "junk0" not in ls and "junk1" not in ls  # runtime links are gone
+    assert {"ens32", "ens33", "mgmt0"} <= set(ls)  # the NICs stay
+    # the guest did not survive the reboot (not autostarted)
+    assert "shut off" in lab.exec(["virsh", "-c", "qemu:///system", "domstate", "gbr"]).stdout
+
+    def active():
+        out = lab.exec(["nmcli", "-t", "-f", "NAME,DEVICE", "con", "show", "--active"]).stdout
+        return "br0:br0" in out.splitlines() and "br0-port:ens32" in out.splitlines()
+    wait_for("br0 and its port to be active again", active, timeout=20)
+    ls = links(lab)
+    assert ls["br0"]["linkinfo"]["info_kind"] == "bridge"
+    assert ls["ens32"].get("master") == "br0"
+    addrs = json.loads(lab.exec(["ip", "-j", "addr", "show", "br0"]).stdout)[0]["addr_info"]
+    assert any(a["local"] == "198.51.100.10" for a in addrs)
+    # libvirt came back too, with its autostarted default network; sshd was not disturbed
+    wait_for("virbr0", lambda: "virbr0" in links(lab), timeout=10)
+    out = sh(kvmlab.controller_argv(lab.ssh_argv(["hostname"]), PREFIX))
+    assert out.strip() == lab.name
+
+
+def test_dhcp_profile_on_ens32_gets_a_lease(fleet):
+    lab = fleet[0]
+    lab.exec(["nmcli", "con", "add", "type", "ethernet", "ifname", "ens32", "con-name", "lan",
+              "ipv4.method", "auto", "ipv6.method", "disabled"])
+    lab.exec(["nmcli", "con", "up", "lan"], timeout=60)
+    addrs = json.loads(lab.exec(["ip", "-j", "addr", "show", "ens32"]).stdout)[0]["addr_info"]
+    v4 = [a["local"] for a in addrs if a["family"] == "inet"]
+    assert v4 and v4[0].startswith("198.51.100."), addrs
+    assert lab.exec(["nmcli", "-g", "DHCP4.OPTION", "con", "show", "lan"]).stdout.strip()
+
+
+def test_macvtap_guests_in_two_labs_at_once(fleet):
+    macvtap = ("<interface type='direct'><source dev='ens33' mode='bridge'/>"
+               "<model type='virtio'/><rom enabled='no'/></interface>")
+    labs = [fleet[0], fleet[2]]
+    for lab in labs:
+        lab.define_guest("gmv", [macvtap], start=True)
+    for lab in labs:
+        assert "running" in lab.exec(["virsh", "-c", "qemu:///system", "domstate", "gmv"]).stdout
+        taps = [d for d in links(lab).values()
+                if d.get("linkinfo", {}).get("info_kind") == "macvtap"]
+        assert len(taps) == 1, taps
+        ifindex = taps[0]["ifindex"]
+        assert lab.index * 256 <= ifindex < (lab.index + 1) * 256
+        assert os.path.exists(f"/dev/tap{ifindex}")
+        lab.exec(["virsh", "-c", "qemu:///system", "destroy", "gmv"])
+
+
+def test_default_guest_and_daemon_restarts(fleet):
+    lab = fleet[2]
+    xml = lab.guest_xml("gdef")
+    for part in ("<rom enabled='no'/>", "<acpi/>", "<source network='default'/>"):
+        assert part in xml
+    p = cli("guest", lab.name, "gdef", "--start")
+    assert p.returncode == 0
+    virsh = ["virsh", "-c", "qemu:///system"]
+    assert "running" in lab.exec([*virsh, "domstate", "gdef"]).stdout
+    cli("restart", lab.name, "libvirt")
+    assert "running" in lab.exec([*virsh, "domstate", "gdef"]).stdout  # guests survive
+    lab.exec(["nmcli", "con", "add", "type", "ethernet", "ifname", "ens33", "con-name", "e33",
+              "ipv4.method", "manual", "ipv4.addresses", "198.51.100.33/24",
+              "ipv6.method", "disabled"])
+    lab.exec(["nmcli", "con", "up", "e33"])
+    lab.restart("nm")
+    out = lab.exec(["nmcli", "-t", "-f", "NAME,DEVICE", "con", "show", "--active"]).stdout
+    assert "e33:ens33" in out.splitlines(), out
+
+
+def test_cli_status_inventory_and_a_lab_without_ssh(fleet, tmp_path):
+    st = json.loads(cli("status", FLEET[0]).stdout)
+    assert st["ok"] and st["address"] == fleet[0].address and st["index"] == fleet[0].index
+    inv = tmp_path / "hosts"
+    cli("inventory", *FLEET, "-o", str(inv))
+    text = inv.read_text()
+    for lab in fleet:
+        assert re.search(rf"^{lab.name} ansible_host={re.escape(lab.address)} ", text, re.M)
+    assert cli("inventory", FLEET[1]).stdout.startswith("[kvmnet_labs]\n")
+    t = time.monotonic()
+    cli("up", "tl4")
+    up_time = time.monotonic() - t
+    try:
+        assert cli("status", "tl4").returncode == 0
+        assert cli("list").stdout.split() == [*FLEET, "tl4"]
+        assert cli("exec", "tl4", "nm-online", "-s", "-q", "-t", "5").returncode == 0
+    finally:
+        t = time.monotonic()
+        cli("down", "tl4")
+        print(f"\nCLI up (no ssh) {up_time:.2f}s, down {time.monotonic() - t:.2f}s")
+    assert not os.path.exists(f"/run/netns/{PREFIX}-tl4")
+    assert cli("status", "tl4", check=False).returncode == 1
+
+
+def ansible_playbook() -> str:
+    venv = ROOT / ".venv" / "bin" / "ansible-playbook"
+    found = str(venv) if venv.exists() else shutil.which("ansible-playbook")
+    if not found:
+        pytest.skip("ansible-playbook not found (run tests/setup.sh)")
+    return found
+
+
+def run_play(fleet, tmp_path, play: str, env_extra=None) -> str:
+    inv = tmp_path / "hosts.ini"
+    kvmlab.write_inventory(fleet, str(inv))
+    (tmp_path / "play.yml").write_text(play)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False",
+               ANSIBLE_RETRY_FILES_ENABLED="False", **(env_extra or {}))
+    argv = kvmlab.controller_argv(
+        [ansible_playbook(), "-i", str(inv), str(tmp_path / "play.yml")], PREFIX)
+    p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, f"ansible-playbook rc {p.returncode}\n{p.stdout}\n{p.stderr}"
+    for lab in fleet:
+        assert re.search(rf"^{lab.name}\s+: ok=\d+ .*unreachable=0\s+failed=0", p.stdout, re.M), \
+            p.stdout
+    return p.stdout
+
+
+def test_ansible_reaches_all_labs_over_ssh(fleet, tmp_path):
+    out = run_play(fleet, tmp_path, textwrap.dedent("""\
+        - hosts: kvmnet_labs
+          gather_facts: false
+          tasks:
+            - raw: hostname; nmcli -t -f RUNNING general
+              register: r
+              changed_when: false
+            - assert:
+                that: r.stdout_lines == [inventory_hostname, "running"]
+        """))
+    assert out.count("ok: [") >= 6
+
+
+def kvmnet_test_binary() -> str:
+    path = os.environ.get("KVMNET_TEST_MODULE")
+    if path:
+        return path
+    if not (ROOT / "tests" / "test_module" / "Cargo.toml").exists():
+        pytest.skip("no test-only module: KVMNET_TEST_MODULE unset and no tests/test_module crate")
+    if not shutil.which("cargo"):
+        pytest.skip("cargo not found: cannot build the kvmnet_test module")
+    subprocess.run(["cargo", "build", "-q", "--release", "--target", MUSL, "-p", "kvmnet_test"],
+                   cwd=ROOT, check=True)
+    return str(ROOT / "target" / MUSL / "release" / "kvmnet_test")
+
+
+def test_ansible_runs_a_binary_module_in_every_lab(fleet, tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copy(kvmnet_test_binary(), library / "kvmnet_test")
+    out_dir = Path(f"/tmp/kvmnet-labtest-{os.getpid()}")
+    out_dir.mkdir(exist_ok=True)
+    try:
+        run_play(fleet, tmp_path, textwrap.dedent(f"""\
+            - hosts: kvmnet_labs
+              gather_facts: false
+              tasks:
+                - kvmnet_test:
+                    path: "{out_dir}/{{{{ inventory_hostname }}}}"
+                    content: "{{{{ inventory_hostname }}}}"
+                  register: r
+                - assert:
+                    that: r.changed
+            """), {"ANSIBLE_LIBRARY": str(library)})
+        for lab in fleet:
+            assert (out_dir / lab.name).read_text().strip() == lab.name
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def test_down_all_leaves_nothing_and_the_host_untouched(fleet, host_before):
+    """Runs last: tears the fleet down and checks for leftovers of any kind."""
+    holders = [lab.holder() for lab in fleet]
+    pid_ns = {kvmlab._ino(f"/proc/{h}/ns/pid") for h in holders}
+    net_ns = {kvmlab._ino(f"/run/netns/{n}") for lab in fleet
+              for n in (lab.netns, lab.wire_netns)} | {kvmlab._ino(f"/run/netns/{PREFIX}-ctl")}
+    t = time.monotonic()
+    cli("down-all")
+    print(f"\ndown-all of {len(fleet)} labs: {time.monotonic() - t:.2f}s")
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{PREFIX}-")]
+    assert not kvmlab._procs_in_ns("pid", pid_ns)
+    assert not kvmlab._procs_in_ns("net", net_ns)
+    assert not any(kvmlab._alive(h) for h in holders)
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert f"/run/{PREFIX}-lab" not in mounts and f"/run/netns/{PREFIX}-" not in mounts
+    assert not os.path.exists(f"/run/{PREFIX}-lab")
+    slots = [os.readlink(f"{kvmlab.INDEX_DIR}/{s}") for s in os.listdir(kvmlab.INDEX_DIR)
+             if s.isdigit()]
+    assert not [s for s in slots if s.startswith(f"/run/{PREFIX}-lab/")]
+    assert host_network_state() == host_before
