@@ -68,7 +68,11 @@ fn check_present(p: &Params, st: &State, plan: &Plan) -> Vec<String> {
             out.push(format!("{name}.{k}: profile has '{cur}', want '{v}'"));
         }
     }
-    if !c.active_on(name) {
+    // Activated; "activating" only while an automatic (DHCP/SLAAC) method waits.
+    let waits = ["ipv4.method", "ipv6.method"]
+        .iter()
+        .any(|k| matches!(c.p.get(k), Some("auto" | "dhcp")));
+    if !c.active_on(name) || (c.state != "activated" && !waits) {
         out.push(format!(
             "{name}: profile '{}' is not active (state '{}', device '{}')",
             c.id(),
