@@ -312,7 +312,12 @@ fn plan_present(ctx: &mut Ctx, p: &Params, cur: &Current) -> Result<Plan> {
             n.bridge.as_ref(),
         ),
     );
-    plan.set("xml", new_inactive.map(Element::to_xml).unwrap_or_default());
+    // libvirt's own text when nothing is redefined, else what is handed to net-define.
+    let xml = match &define {
+        Some(def) => def.to_xml(),
+        None => n.inactive_text.clone(),
+    };
+    plan.set("xml", xml);
     Ok(plan)
 }
 
@@ -413,7 +418,7 @@ impl Module for LibvirtNet {
                 "network {name} is not as requested after the change: {}",
                 wrong.join("; ")
             ))
-            .with("xml", inactive.to_xml()));
+            .with("xml", n.inactive_text.clone()));
         }
         plan.restart_required = Some(stale);
         plan.set(
@@ -428,7 +433,7 @@ impl Module for LibvirtNet {
                 n.bridge.as_ref(),
             ),
         );
-        plan.set("xml", inactive.to_xml());
+        plan.set("xml", n.inactive_text.clone());
         let _ = ctx;
         Ok(())
     }

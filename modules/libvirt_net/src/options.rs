@@ -264,6 +264,12 @@ fn from_options(p: &Params, mode: &str) -> Result<Element> {
         }
         _ => {}
     }
+    if matches!(mode, "nat" | "route" | "open") && p.ip.is_none() {
+        return Err(Error::missing_option(
+            "ip",
+            &format!("libvirt refuses forward {mode} without the network's address"),
+        ));
+    }
     if empty_pool {
         return Err(Error::invalid(format!(
             "option 'interfaces' is empty: forward {mode} needs at least one device"

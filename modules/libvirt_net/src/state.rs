@@ -16,6 +16,8 @@ pub struct NetState {
     pub bridge: Option<String>,
     /// The persistent definition (for a transient network: its live one).
     pub inactive: Option<Element>,
+    /// The same, exactly as virsh printed it.
+    pub inactive_text: String,
     /// The running definition (= inactive for a stopped network).
     pub live: Option<Element>,
 }
@@ -99,6 +101,7 @@ pub fn parse(name: &str, sections: &[String], stderr: &str) -> Result<NetState> 
         uuid: get("UUID").cloned(),
         bridge: get("Bridge").cloned(),
         inactive,
+        inactive_text: sections[1].clone(),
         live,
     })
 }

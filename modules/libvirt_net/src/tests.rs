@@ -500,12 +500,16 @@ fn fails_before_reading(args: Value, want: &str) {
 #[test]
 fn bad_input_fails_clearly_without_touching_anything() {
     fails_before_reading(
-        json!({"name": "n", "forward": "nat", "interfaces": ["ens32"]}),
+        json!({"name": "n", "forward": "nat", "interfaces": ["ens32"], "ip": {"address": "10.0.0.1/24"}}),
         "option 'interfaces' does not fit forward nat",
     );
     fails_before_reading(
         json!({"name": "n", "forward": "bridge"}),
         "missing required option 'bridge': forward bridge needs the host bridge",
+    );
+    fails_before_reading(
+        json!({"name": "n", "forward": "route"}),
+        "missing required option 'ip': libvirt refuses forward route without",
     );
     fails_before_reading(
         json!({"name": "n", "forward": "bridge", "bridge": "br0", "interfaces": ["ens32"]}),
@@ -536,7 +540,7 @@ fn bad_input_fails_clearly_without_touching_anything() {
         "lists 'ens32' twice",
     );
     fails_before_reading(
-        json!({"name": "n", "forward": "nat", "bridge": "a-much-too-long-bridge-name"}),
+        json!({"name": "n", "forward": "isolated", "bridge": "a-much-too-long-bridge-name"}),
         "bridge",
     );
     fails_before_reading(
@@ -609,7 +613,7 @@ fn libvirtd_not_reachable_is_a_clear_failure() {
             "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n",
         ),
     );
-    let rep = run(check(json!({"name": "lan", "forward": "nat"})), r);
+    let rep = run(check(json!({"name": "lan", "forward": "isolated"})), r);
     let j = &rep.json;
     assert_eq!(j["failed"], json!(true));
     assert_eq!(j["error_kind"], "missing_dependency");
