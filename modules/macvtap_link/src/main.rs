@@ -141,9 +141,10 @@ impl Module for MacvtapLink {
             }
             let is_con_delete = a.argv.len() >= 3 && a.argv[..3] == ["nmcli", "con", "delete"];
             if is_con_delete && p.state == "present" && p.persistent == Some(false) {
-                // The runtime link may have gone with the profile (NetworkManager deletes
-                // links it made): plan the ip commands again from what is there now.
-                let links = read_links(ctx)?;
+                // The runtime link may go with the profile (NetworkManager deletes links it
+                // made, a moment after nmcli returns): once it has settled, plan the ip
+                // commands again from what is there now.
+                let links = settled_links(ctx, &p.name)?;
                 let want = plan.result.get("link").cloned().unwrap_or(Value::Null);
                 let d = desired_from(&want, p);
                 for la in link_actions(&p.name, find(&links, &p.name), &d, false) {
@@ -168,6 +169,22 @@ impl Module for MacvtapLink {
             last = mismatches(p, &st, &want);
             if last.is_empty() {
                 plan.set("link", result_json(p, &st));
+                let planned: Vec<&Vec<String>> = plan.actions.iter().map(|a| &a.argv).collect();
+                if ctx.commands.iter().any(|c| !planned.contains(&c)) {
+                    let base = plan.msg.clone().unwrap_or_else(|| {
+                        let s: Vec<&str> =
+                            plan.actions.iter().map(|a| a.summary.as_str()).collect();
+                        let s = s.join("; ");
+                        let mut c = s.chars();
+                        c.next()
+                            .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                            .unwrap_or_default()
+                    });
+                    plan.msg = Some(format!(
+                        "{base}; NetworkManager removed {} with its profile: made it again as a runtime link with the same settings and address",
+                        p.name
+                    ));
+                }
                 return Ok(());
             }
         }
@@ -188,6 +205,23 @@ fn read_state(ctx: &mut Ctx, p: &Params) -> Result<State> {
         _ => None,
     };
     Ok(State { links, profiles })
+}
+
+/// Read the links until `name` is gone or unchanged for a while (at most ~3 s).
+fn settled_links(ctx: &mut Ctx, name: &str) -> Result<Vec<model::LinkView>> {
+    let start = std::time::Instant::now();
+    let mut prev = read_links(ctx)?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = read_links(ctx)?;
+        let gone = find(&now, name).is_none();
+        let stable = find(&now, name) == find(&prev, name)
+            && start.elapsed() >= std::time::Duration::from_millis(500);
+        if gone || stable || start.elapsed() >= std::time::Duration::from_secs(3) {
+            return Ok(now);
+        }
+        prev = now;
+    }
 }
 
 fn desired_from(want: &Value, p: &Params) -> Desired {
