@@ -293,6 +293,24 @@ def test_cli_status_inventory_and_a_lab_without_ssh(fleet, tmp_path):
     assert cli("status", "tl4", check=False).returncode == 1
 
 
+def test_a_failed_up_leaves_nothing(fleet, monkeypatch):
+    def broken(self, timeout):
+        raise kvmlab.LabError("libvirtd refused (simulated)")
+    monkeypatch.setattr(kvmlab.Lab, "_wait_libvirt", broken)
+    with pytest.raises(kvmlab.LabError, match="simulated"):
+        kvmlab.Lab.up("tl5", ssh=True, prefix=PREFIX)
+    assert not [n for n in os.listdir("/run/netns") if n.startswith(f"{PREFIX}-tl5")]
+    assert not os.path.exists(f"/run/{PREFIX}-lab/tl5")
+    procs = [kvmlab._read_proc(int(d)) for d in os.listdir("/proc") if d.isdigit()]
+    assert not [p for p in procs if p and p.state != "Z"
+                and f"/run/{PREFIX}-lab/tl5/" in " ".join(p.cmdline)]
+    # the other labs' management links are still there, the failed lab's is gone
+    ctl = sh(["ip", "-n", f"{PREFIX}-ctl", "-o", "link"])
+    assert sorted(re.findall(r"^\d+: (lab\d+)@", ctl, re.M)) == \
+        sorted(f"lab{lab.index}" for lab in fleet)
+    shutil.rmtree(f"/tmp/kvmnet-lab-failed-{PREFIX}-tl5", ignore_errors=True)
+
+
 def ansible_playbook() -> str:
     venv = ROOT / ".venv" / "bin" / "ansible-playbook"
     found = str(venv) if venv.exists() else shutil.which("ansible-playbook")

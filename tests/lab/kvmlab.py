@@ -679,7 +679,6 @@ class Lab:
         self._start_daemons(("nm", "libvirt"), timeout)
         if ssh:
             self._wait_ssh(timeout)
-        self._save_caps()
 
     def _advance_ifindex(self, target: int):
         """Move the lab netns' ifindex counter to ``target`` (throw-away links, deleted at once).
@@ -802,16 +801,22 @@ Subsystem sftp internal-sftp
                 f"--dhcp-leasefile={self.state_dir}/dnsmasq.leases", "--pid-file",
                 "--user=root", "--group=root", "--log-facility=-", "--log-dhcp"]
 
-    def _save_caps(self):
-        """Keep libvirt's QEMU capability cache machine-wide: later labs skip the probe."""
+    def _save_caps(self, holder: int):
+        """Keep libvirt's QEMU capability cache (made on first use, ~1 s) machine-wide, so later
+        labs skip the probe; libvirt itself re-probes when the cache no longer fits QEMU."""
         caps = f"{INDEX_DIR}/qemu-capabilities"
-        src = f"/proc/{self.holder()}/root/var/cache/libvirt/qemu/capabilities"
-        if not os.path.isdir(caps) and os.path.isdir(src) and os.listdir(src):
-            tmp = f"{caps}.{os.getpid()}"
-            shutil.copytree(src, tmp, symlinks=True)
+        src = f"/proc/{holder}/root/var/cache/libvirt/qemu/capabilities"
+
+        def newest(d):
             with contextlib.suppress(OSError):
+                return max((e.stat().st_mtime for e in os.scandir(d) if e.is_file()), default=0)
+            return 0
+        if newest(src) > newest(caps):
+            tmp = f"{caps}.{os.getpid()}.{self.name}"
+            shutil.copytree(src, tmp, symlinks=True)
+            with _global_lock():
+                shutil.rmtree(caps, ignore_errors=True)
                 os.rename(tmp, caps)
-            shutil.rmtree(tmp, ignore_errors=True)
 
     def _keep_logs(self):
         """After a failed up: keep the logs where the error message can point to."""
@@ -939,6 +944,8 @@ Subsystem sftp internal-sftp
             holder = self.holder()
         holder = holder or self._find_holder()
         if holder:
+            with contextlib.suppress(Exception):
+                self._save_caps(holder)
             pid_ns = _ino(f"/proc/{holder}/ns/pid")
             members = [p.pid for p in _procs_in_ns("pid", {pid_ns})] if pid_ns else []
             _kill([holder])  # the kernel then kills every process of the lab's PID namespace
