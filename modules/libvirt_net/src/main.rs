@@ -392,7 +392,7 @@ impl Module for LibvirtNet {
         };
         let mut wrong = Vec::new();
         if !n.persistent {
-            wrong.push("persistent".to_string());
+            wrong.push("not persistent".to_string());
         }
         if n.active != want("active") {
             wrong.push(format!("active (is {})", n.active));
@@ -404,7 +404,7 @@ impl Module for LibvirtNet {
             let (dc, hc) = network::comparable(&d, inactive);
             if dc != hc {
                 wrong.push(format!(
-                    "definition ({})",
+                    "the definition libvirt stored differs in {} (libvirt drops or rewrites elements and values it does not know; write them as libvirt stores them)",
                     network::differences(&hc, &dc).join(", ")
                 ));
             }

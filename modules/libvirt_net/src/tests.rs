@@ -625,3 +625,51 @@ fn libvirtd_not_reachable_is_a_clear_failure() {
         "{j}"
     );
 }
+
+#[test]
+fn what_libvirt_silently_drops_fails_verification_instead_of_changing_forever() {
+    let stored = "<network>\n  <name>unk</name>\n  <uuid>0c95aae2-6e1c-405d-8124-50d4b163748f</uuid>\n  <bridge name='virbr60' stp='on' delay='0'/>\n  <mac address='52:54:00:c4:b9:7c'/>\n</network>\n";
+    let after = format!(
+        "Name:           unk\nUUID:           0c95aae2-6e1c-405d-8124-50d4b163748f\nActive:         yes\nPersistent:     yes\nAutostart:      no\nBridge:         virbr60\n@@kvmnet-section@@{stored}@@kvmnet-section@@{stored}"
+    );
+    let r = query(FakeRunner::new(), "unk", "missing")
+        .expect(
+            &[
+                "virsh",
+                "-c",
+                "qemu:///system",
+                "net-define",
+                "--file",
+                "/dev/stdin",
+            ],
+            Output::ok(""),
+        )
+        .expect(
+            &[
+                "virsh",
+                "-c",
+                "qemu:///system",
+                "net-start",
+                "--network",
+                "unk",
+            ],
+            Output::ok(""),
+        );
+    let r = query_text(r, "unk", after);
+    let rep = run(
+        json!({"name": "unk", "xml": "<network><name>unk</name><foo/><bridge name='virbr60' stp='maybe'/></network>"}),
+        r,
+    );
+    let j = &rep.json;
+    assert_eq!(j["failed"], json!(true), "{j}");
+    assert_eq!(j["changed"], json!(true));
+    assert_eq!(j["error_kind"], "verification_failed");
+    assert!(
+        j["msg"]
+            .as_str()
+            .unwrap()
+            .contains("the definition libvirt stored differs in bridge.stp, foo"),
+        "{j}"
+    );
+    assert_eq!(j["xml"], stored);
+}
