@@ -739,9 +739,12 @@ class Lab:
         try:
             if "libvirt" in daemons:
                 self._wait_libvirt(timeout)
-        finally:
             if nm_wait:
                 out, _ = nm_wait.communicate(timeout=timeout + 5)
+        finally:
+            if nm_wait and nm_wait.poll() is None:  # libvirtd failed: do not wait for NM too
+                nm_wait.kill()
+                nm_wait.wait()
         if nm_wait and nm_wait.returncode != 0:
             raise LabError(f"lab {self.name}: NetworkManager not ready (nm-online rc "
                            f"{nm_wait.returncode}: {out.strip()}; see {self.state_dir}/log/nm.log)")
