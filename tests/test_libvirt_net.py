@@ -178,6 +178,15 @@ def test_tutorial_networks_defined_by_hand_are_adopted(lab, bridges):
     ok_changed(net(lab, {"name": "host-bridge", "xml": before["host-bridge"][0]}), False)
     after = {n: (dumpxml(lab, n, True), dumpxml(lab, n)) for n in ("host-bridge", "vtap")}
     assert after == before
+    # libvirt's own default network (stored with a netmask, not a prefix).
+    default = dumpxml(lab, "default", True)
+    assert "netmask='255.255.255.0'" in default
+    r = net(lab, {"name": "default", "forward": "nat", "autostart": True,
+                  "ip": {"address": "192.168.122.1/24",
+                         "dhcp": {"start": "192.168.122.2", "end": "192.168.122.254"}}})
+    ok_changed(r, False)
+    assert r["network"]["bridge"] == "virbr0"
+    assert dumpxml(lab, "default", True) == default
 
 
 def test_check_mode_changes_nothing(lab, bridges):
