@@ -170,9 +170,7 @@ mod tests {
     #[test]
     fn empty_line_between_profiles_is_a_separator() {
         // nmcli 1.42 prints an empty line after each profile of `con show UUID UUID`.
-        let p = parse_profiles(
-            "connection.id:a\nipv6.token:\n\nconnection.id:b\nipv6.token:x\n\n",
-        );
+        let p = parse_profiles("connection.id:a\nipv6.token:\n\nconnection.id:b\nipv6.token:x\n\n");
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].get("ipv6.token"), Some(""));
         assert_eq!(p[1].get("ipv6.token"), Some("x"));
