@@ -254,12 +254,15 @@ pub fn run_with<M: Module>(
 ) -> RunReport {
     let spec = M::spec();
     let mut ctx = Ctx::new(inv.flags.clone(), runner);
-    let raw_args = output::module_args(&spec, &inv.options, inv.flags.no_log);
-    output::remember_invocation(&raw_args);
+    // What invocation.module_args shows: the raw options until they validate, then the
+    // validated ones (aliases resolved, defaults added), also when a later step fails.
+    let mut shown_args = output::module_args(&spec, &inv.options, inv.flags.no_log);
+    output::remember_invocation(&shown_args);
     let result = (|| -> Result<(Plan, Value)> {
         let validated = spec.validate(&inv.options, M::NAME)?;
         let args = output::module_args(&spec, &validated.params, inv.flags.no_log);
         output::remember_invocation(&args);
+        shown_args = args.clone();
         ctx.warnings.extend(validated.warnings);
         let params: M::Params =
             serde_json::from_value(Value::Object(validated.params)).map_err(|e| {
@@ -298,20 +301,10 @@ pub fn run_with<M: Module>(
         Err(err) => {
             let changed = !ctx.check_mode() && !ctx.commands.is_empty();
             RunReport {
-                json: output::failure(
-                    &err,
-                    &raw_or(&raw_args),
-                    changed,
-                    &ctx.warnings,
-                    &ctx.commands,
-                ),
+                json: output::failure(&err, &shown_args, changed, &ctx.warnings, &ctx.commands),
                 rc: 1,
                 calls: ctx.calls,
             }
         }
     }
-}
-
-fn raw_or(v: &Value) -> Value {
-    v.clone()
 }

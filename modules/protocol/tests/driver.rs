@@ -11,6 +11,7 @@ struct Toy;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[allow(dead_code)] // token and state only exercise validation and masking
 struct P {
     name: String,
     mtu: Option<i64>,
