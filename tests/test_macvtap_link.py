@@ -220,6 +220,11 @@ def test_persistent_false_removes_the_profile_and_keeps_the_link(lab):
     n = kernel(lab)
     assert (n["parent"], n["mode"], n["mac"], n["up"]) == (k["parent"], k["mode"], k["mac"], True)
     assert run(lab, args)["changed"] is False
+    # a runtime link may be kept down
+    r = run(lab, {**args, "up": False})
+    assert r["commands"] == [["ip", "link", "set", "dev", "macvtap0", "down"]]
+    assert kernel(lab)["up"] is False and r["link"]["up"] is False
+    assert run(lab, {**args, "up": False})["changed"] is False
 
 
 def test_persistent_from_nothing_then_absent(lab):
