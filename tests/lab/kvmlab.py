@@ -387,6 +387,14 @@ def _wait_gone(pids, timeout: float) -> bool:
     return True
 
 
+def _until_ok(run, timeout: float) -> subprocess.CompletedProcess:
+    """Run a command (``run()``) until it exits 0 or ``timeout`` passed; the last result."""
+    deadline = time.monotonic() + timeout
+    while (cp := run()).returncode != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return cp
+
+
 def _kill(pids, sig=signal.SIGKILL):
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
@@ -750,16 +758,11 @@ class Lab:
                            f"{nm_wait.returncode}: {out.strip()}; see {self.state_dir}/log/nm.log)")
 
     def _wait_libvirt(self, timeout: float):
-        deadline = time.monotonic() + timeout
         self._wait_file("/run/libvirt/libvirt-sock", timeout)
-        while True:
-            cp = self.exec([*VIRSH, "list"], check=False, env=DAEMON_ENV)
-            if cp.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"lab {self.name}: libvirtd not ready: {cp.stderr.strip()} "
-                               f"(see {self.state_dir}/log/libvirt.log)")
-            time.sleep(0.05)
+        cp = _until_ok(lambda: self.exec([*VIRSH, "list"], check=False, env=DAEMON_ENV), timeout)
+        if cp.returncode != 0:
+            raise LabError(f"lab {self.name}: libvirtd not ready: {cp.stderr.strip()} "
+                           f"(see {self.state_dir}/log/libvirt.log)")
 
     def _setup_ssh(self):
         s = self.state_dir
@@ -786,15 +789,11 @@ Subsystem sftp internal-sftp
 """)
 
     def _wait_ssh(self, timeout: float):
-        deadline = time.monotonic() + timeout
-        while True:
-            cp = _run(controller_argv(self.ssh_argv(["true"]), self.prefix), check=False)
-            if cp.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise LabError(f"lab {self.name}: ssh login failed: {cp.stderr.strip()} "
-                               f"(see {self.state_dir}/log/sshd.log)")
-            time.sleep(0.05)
+        argv = controller_argv(self.ssh_argv(["true"]), self.prefix)
+        cp = _until_ok(lambda: _run(argv, check=False), timeout)
+        if cp.returncode != 0:
+            raise LabError(f"lab {self.name}: ssh login failed: {cp.stderr.strip()} "
+                           f"(see {self.state_dir}/log/sshd.log)")
 
     def _dnsmasq_argv(self):
         return ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
