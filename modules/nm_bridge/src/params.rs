@@ -206,27 +206,8 @@ pub fn validate(p: &Params) -> Result<()> {
         }
     }
     if !p.present() {
-        let extra: Vec<&str> = [
-            ("ports", p.ports.is_some()),
-            ("stp", p.stp.is_some()),
-            ("forward_delay", p.forward_delay.is_some()),
-            ("priority", p.priority.is_some()),
-            ("mtu", p.mtu.is_some()),
-            ("mac", p.mac.is_some()),
-            ("autoconnect", p.autoconnect.is_some()),
-            ("ipv4", p.ipv4.is_some()),
-            ("ipv6", p.ipv6.is_some()),
-        ]
-        .iter()
-        .filter(|(_, given)| *given)
-        .map(|(n, _)| *n)
-        .collect();
-        if !extra.is_empty() {
-            return Err(Error::invalid(format!(
-                "state=absent removes the bridge and its ports; these options have no meaning then: {}",
-                extra.join(", ")
-            )));
-        }
+        // Only the identity matters for absent: the other options may stay in the task, so
+        // that one set of variables serves both states (as in the other kvmnet modules).
         return Ok(());
     }
     if let Some(ports) = &p.ports {

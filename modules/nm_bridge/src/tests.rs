@@ -398,10 +398,6 @@ fn bad_input_fails_before_reading_the_host() {
             "option 'port_profiles': value 'steal' is not one of: disable, delete, keep",
         ),
         (
-            json!({"name": "br0", "state": "absent", "stp": true}),
-            "these options have no meaning then: stp",
-        ),
-        (
             json!({"name": "br0", "conn_name": " "}),
             "option 'conn_name': must not be empty",
         ),
@@ -431,4 +427,18 @@ fn aliases_and_coercions() {
             "nmcli con mod uuid {BR} 802-3-ethernet.cloned-mac-address 52:54:00:ab:cd:01"
         ))
     );
+}
+
+#[test]
+fn absent_ignores_options_that_describe_the_bridge() {
+    use kvmnet_protocol::Module;
+    let raw = json!({"name": "br0", "state": "absent", "stp": true, "ports": ["ens32"]});
+    let v = NmBridge::spec().validate(raw.as_object().unwrap(), "nm_bridge").unwrap();
+    let p: crate::params::Params = serde_json::from_value(serde_json::Value::Object(v.params)).unwrap();
+    assert!(crate::params::validate(&p).is_ok());
+    // A bad name is still refused with absent.
+    let raw = json!({"name": "br/0", "state": "absent"});
+    let v = NmBridge::spec().validate(raw.as_object().unwrap(), "nm_bridge").unwrap();
+    let p: crate::params::Params = serde_json::from_value(serde_json::Value::Object(v.params)).unwrap();
+    assert!(crate::params::validate(&p).unwrap_err().msg.contains("br/0"));
 }
