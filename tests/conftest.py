@@ -85,6 +85,7 @@ def lab(request, binaries):
 
     base = request.module.__name__.rsplit(".", 1)[-1].replace("test_", "")
     name = "t" + "".join(c for c in base if c.isalnum())[:7]
+    Lab(name).down()  # a lab left by an interrupted run would make up() refuse the name
     lab = Lab.up(name)
     try:
         yield lab
