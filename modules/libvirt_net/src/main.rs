@@ -9,7 +9,6 @@
 mod options;
 mod state;
 
-use kvmnet_iproute::{parse_links, Link};
 use kvmnet_protocol::{Action, Ctx, Diff, Error, Module, Plan, Result, Spec};
 use kvmnet_virtxml::network;
 use kvmnet_virtxml::Element;
@@ -22,8 +21,6 @@ struct LibvirtNet;
 /// What query read.
 pub struct Current {
     net: NetState,
-    /// Host links, read when the definition points at host devices (None: not read).
-    links: Option<Vec<Link>>,
 }
 
 fn virsh(uri: &str, args: &[&str]) -> Vec<String> {
@@ -67,14 +64,21 @@ fn flags(exists: bool, active: bool, autostart: bool, persistent: bool) -> Value
 }
 
 /// Warn about host devices the definition names but the host lacks: libvirt accepts
-/// such a definition (and even starts the network); guests fail later.
-fn warn_missing_devices(ctx: &mut Ctx, name: &str, def: &Element, links: &Option<Vec<Link>>) {
-    let Some(links) = links else { return };
+/// such a definition (and even starts the network); guests fail later. Reads sysfs
+/// (`/sys/class/net/DEV/uevent`: present for every link, `DEVTYPE=bridge` for bridges), so
+/// the check spawns no command.
+fn warn_missing_devices(ctx: &mut Ctx, name: &str, def: &Element) {
     for (what, dev) in network::referenced_devices(def) {
-        let link = links.iter().find(|l| l.ifname == dev);
-        let problem = match (what, link) {
+        let uevent = if dev.contains('/') || dev.starts_with('.') {
+            None
+        } else {
+            ctx.read_file(&format!("/sys/class/net/{dev}/uevent"))
+        };
+        let problem = match (what, uevent) {
             (_, None) => "does not exist on this host",
-            ("bridge", Some(l)) if l.kind() != Some("bridge") => "is not a bridge",
+            ("bridge", Some(u)) if !u.lines().any(|l| l.trim() == "DEVTYPE=bridge") => {
+                "is not a bridge"
+            }
             _ => continue,
         };
         let what = match what {
@@ -180,7 +184,7 @@ fn plan_present(ctx: &mut Ctx, p: &Params, cur: &Current) -> Result<Plan> {
     };
     let new_inactive: Option<&Element> = define.as_ref().or(n.inactive.as_ref());
     if let Some(def) = new_inactive {
-        warn_missing_devices(ctx, name, def, &cur.links);
+        warn_missing_devices(ctx, name, def);
     }
 
     let want_active = match p.state.as_str() {
@@ -336,31 +340,7 @@ impl Module for LibvirtNet {
 
     fn query(ctx: &mut Ctx, p: &Params) -> Result<Current> {
         let net = state::read(ctx, &p.uri, &p.name)?;
-        let mut links = None;
-        if p.state != "absent" {
-            let desired = options::desired(p)?;
-            let def = desired.as_ref().or(net.inactive.as_ref());
-            if def.is_some_and(|d| !network::referenced_devices(d).is_empty()) {
-                links = match ctx.read_any(&["ip", "-j", "-d", "link", "show"]) {
-                    Ok(out) if out.success() => Some(parse_links(&out.stdout)?),
-                    Ok(out) => {
-                        ctx.warn(format!(
-                            "could not list the host's interfaces to check the network's devices: {}",
-                            out.stderr.trim()
-                        ));
-                        None
-                    }
-                    Err(e) => {
-                        ctx.warn(format!(
-                            "could not check that the network's devices exist: {}",
-                            e.msg
-                        ));
-                        None
-                    }
-                };
-            }
-        }
-        Ok(Current { net, links })
+        Ok(Current { net })
     }
 
     fn plan(ctx: &mut Ctx, p: &Params, cur: &Current) -> Result<Plan> {

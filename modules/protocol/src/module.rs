@@ -148,6 +148,11 @@ impl Ctx {
             Err(command_failed(&argv, &out))
         }
     }
+    /// Read a small host file (sysfs, a keyfile): cheaper than a command, and replayed by
+    /// the test double like commands are.
+    pub fn read_file(&mut self, path: &str) -> Option<String> {
+        self.runner.read_file(path)
+    }
     /// Run a command that changes the host. Never runs in check mode.
     pub fn write<S: AsRef<str>>(&mut self, argv: &[S], stdin: Option<&str>) -> Result<Output> {
         let argv = to_argv(argv);

@@ -36,6 +36,11 @@ impl Output {
 pub trait Runner {
     /// Run `argv` (optionally with `stdin`) and return its output whatever its exit status.
     fn run(&mut self, argv: &[String], stdin: Option<&str>) -> Result<Output>;
+    /// Read a small host file (`/sys`, a NetworkManager keyfile) without spawning anything;
+    /// `None` when it does not exist or cannot be read.
+    fn read_file(&mut self, path: &str) -> Option<String> {
+        std::fs::read_to_string(path).ok()
+    }
 }
 
 /// Quote an argv for messages (never for a shell: nothing runs through one).

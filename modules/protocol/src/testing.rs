@@ -6,11 +6,12 @@ use crate::error::{Error, Result};
 use crate::module::{run_with, Module, RunReport};
 use crate::runner::{display_argv, Output, Runner};
 use serde_json::Value;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 #[derive(Debug, Default)]
 pub struct FakeRunner {
     expected: VecDeque<(Vec<String>, Output)>,
+    files: BTreeMap<String, String>,
 }
 
 impl FakeRunner {
@@ -23,9 +24,19 @@ impl FakeRunner {
             .push_back((argv.iter().map(|s| s.to_string()).collect(), out));
         self
     }
+    /// Serve `content` for `path` to [`Ctx::read_file`](crate::Ctx::read_file); any other
+    /// path reads as missing (the real file system is never touched).
+    pub fn file(mut self, path: &str, content: &str) -> Self {
+        self.files.insert(path.to_string(), content.to_string());
+        self
+    }
 }
 
 impl Runner for FakeRunner {
+    fn read_file(&mut self, path: &str) -> Option<String> {
+        self.files.get(path).cloned()
+    }
+
     fn run(&mut self, argv: &[String], _stdin: Option<&str>) -> Result<Output> {
         match self.expected.pop_front() {
             Some((want, out)) if want == argv => Ok(out),
