@@ -43,12 +43,16 @@ def binaries() -> Path:
     return bin_dir()
 
 
+COUNTED_TOOLS = {"nmcli": "/usr/bin/nmcli", "ip": "/usr/sbin/ip", "virsh": "/usr/bin/virsh"}
+
+
 def run_module(lab, module: str, args: dict, check: bool = False, diff: bool = False,
-               no_log: bool = False, timeout: float = 180) -> dict:
+               no_log: bool = False, timeout: float = 180, count: bool = False) -> dict:
     """Run module binary `module` inside `lab` the way Ansible runs a binary module:
     `<binary> <args file>`, the args file holding the options and `_ansible_*` keys.
     Returns the parsed result with `_rc` (exit status) and `_stderr` added. Fails the test
-    unless stdout is exactly one JSON object."""
+    unless stdout is exactly one JSON object. With `count`, logging wrappers first on PATH
+    record every nmcli/ip/virsh the module starts: `_spawned` lists them in order."""
     full = dict(args)
     full.update({
         "_ansible_check_mode": check,
@@ -62,10 +66,23 @@ def run_module(lab, module: str, args: dict, check: bool = False, diff: bool = F
                                      delete=False) as f:
         json.dump(full, f)
         path = f.name
+    shims = tempfile.mkdtemp(prefix="kvmnet-shims-", dir="/tmp") if count else None
+    env = None
     try:
-        p = lab.exec([str(ensure_built(module)), path], check=False, timeout=timeout)
+        if shims:
+            for tool, real in COUNTED_TOOLS.items():
+                with open(os.path.join(shims, tool), "w") as f:
+                    f.write(f'#!/bin/sh\necho {tool} >> {shims}/log\nexec {real} "$@"\n')
+                os.chmod(os.path.join(shims, tool), 0o755)
+            env = dict(os.environ, PATH=f"{shims}:/usr/sbin:/usr/bin:/sbin:/bin")
+        p = lab.exec([str(ensure_built(module)), path], check=False, timeout=timeout, env=env)
+        spawned = open(os.path.join(shims, "log")).read().split() if shims and \
+            os.path.exists(os.path.join(shims, "log")) else []
     finally:
         os.unlink(path)
+        if shims:
+            import shutil
+            shutil.rmtree(shims, ignore_errors=True)
     try:
         result = json.loads(p.stdout)
     except json.JSONDecodeError as e:  # pragma: no cover - the assertion is the point
@@ -74,6 +91,8 @@ def run_module(lab, module: str, args: dict, check: bool = False, diff: bool = F
     assert isinstance(result, dict), p.stdout
     result["_rc"] = p.returncode
     result["_stderr"] = p.stderr
+    if count:
+        result["_spawned"] = spawned
     assert p.returncode == (1 if result.get("failed") else 0), result
     return result
 

@@ -5,18 +5,14 @@ profile. The tests share one lab and run in order; each states the state it star
 import json
 import time
 
-import pytest
-
 from conftest import run_module
 
 MOD = "macvtap_link"
 METHOD2 = {"name": "macvtap0", "link": "ens32", "mode": "private"}
 
-
 def links(lab) -> dict:
     out = lab.exec(["ip", "-j", "-d", "link", "show"]).stdout
     return {l["ifname"]: l for l in json.loads(out)}
-
 
 def kernel(lab, name="macvtap0"):
     """(kind, parent, mode, mac, up, ifindex) of a link as the kernel has it, or None."""
@@ -33,17 +29,14 @@ def kernel(lab, name="macvtap0"):
         "ifindex": l["ifindex"],
     }
 
-
 def profiles(lab) -> list:
     """NetworkManager's macvlan profiles as (uuid, name, active device)."""
     out = lab.exec(["nmcli", "-t", "-f", "UUID,NAME,TYPE,DEVICE", "con", "show"]).stdout
     rows = [l.split(":") for l in out.splitlines() if l]
     return [(r[0], r[1], r[3]) for r in rows if r[2] == "macvlan"]
 
-
 def prop(lab, uuid, field):
     return lab.exec(["nmcli", "-g", field, "con", "show", uuid]).stdout.strip()
-
 
 def snapshot(lab):
     """Everything the module could change: links (minus counters) and NM profiles."""
@@ -54,10 +47,8 @@ def snapshot(lab):
           for n, l in links(lab).items()}
     return ls, lab.exec(["nmcli", "-t", "-f", "UUID,NAME,DEVICE", "con", "show"]).stdout
 
-
 def run(lab, args, **kw):
     return run_module(lab, MOD, args, **kw)
-
 
 def test_bad_input_fails_clearly_and_changes_nothing(lab):
     before = snapshot(lab)
@@ -80,7 +71,6 @@ def test_bad_input_fails_clearly_and_changes_nothing(lab):
         assert want in r["msg"], (args, r["msg"])
     assert snapshot(lab) == before
 
-
 def test_check_mode_changes_nothing_and_shows_the_diff(lab):
     before = snapshot(lab)
     r = run(lab, {**METHOD2, "mac": "52:54:00:12:34:56"}, check=True, diff=True)
@@ -95,7 +85,6 @@ def test_check_mode_changes_nothing_and_shows_the_diff(lab):
                                   "mac": "52:54:00:12:34:56", "up": True}
     assert snapshot(lab) == before
 
-
 def test_method2_creates_the_link_and_a_rerun_changes_nothing(lab):
     r = run(lab, METHOD2)
     assert r["changed"] is True and not r["failed"], r
@@ -109,14 +98,12 @@ def test_method2_creates_the_link_and_a_rerun_changes_nothing(lab):
     assert again["changed"] is False and again["commands"] == []
     assert kernel(lab) == k
 
-
 def test_mode_changes_in_place(lab):
     k = kernel(lab)
     r = run(lab, {**METHOD2, "mode": "bridge"}, diff=True)
     assert r["commands"] == [["ip", "link", "set", "dev", "macvtap0", "type", "macvtap", "mode", "bridge"]]
     assert r["diff"]["before"]["mode"] == "private" and r["diff"]["after"]["mode"] == "bridge"
     assert kernel(lab) == {**k, "mode": "bridge"}, "same link (ifindex), same MAC"
-
 
 def test_parent_change_recreates_keeping_the_mac(lab):
     k = kernel(lab)
@@ -126,7 +113,6 @@ def test_parent_change_recreates_keeping_the_mac(lab):
     assert n["parent"] == "ens33" and n["mac"] == k["mac"] and n["mode"] == "bridge"
     assert n["ifindex"] != k["ifindex"]
     assert run(lab, {**METHOD2, "link": "ens33", "mode": "bridge"})["changed"] is False
-
 
 def test_refuses_a_bridge_port_parent_before_changing_anything(lab):
     lab.exec(["ip", "link", "add", "mlbr9", "type", "bridge"])
@@ -141,7 +127,6 @@ def test_refuses_a_bridge_port_parent_before_changing_anything(lab):
     finally:
         lab.exec(["ip", "link", "set", "ens32", "nomaster"])
         lab.exec(["ip", "link", "del", "mlbr9"])
-
 
 def test_passthru_rules(lab):
     # macvtap0 is on ens33 (bridge mode): ens33 is not free for a passthrough link
@@ -167,7 +152,6 @@ def test_passthru_rules(lab):
     assert (k["parent"], k["mode"]) == ("ens32", "private")
     assert k["mac"] not in (links(lab)["ens33"]["address"], links(lab)["ens32"]["address"])
 
-
 def test_persistent_takes_over_the_runtime_link_without_a_spurious_change(lab):
     k = kernel(lab)
     args = {**METHOD2, "persistent": True}
@@ -180,9 +164,12 @@ def test_persistent_takes_over_the_runtime_link_without_a_spurious_change(lab):
     assert prop(lab, uuid, "macvlan.tap") == "yes"
     assert prop(lab, uuid, "ipv4.method") == "disabled" and prop(lab, uuid, "ipv6.method") == "disabled"
     assert r["link"]["conn_uuid"] == uuid and r["link"]["persistent"] is True
-    again = run(lab, args)
+    again = run(lab, args, count=True)
     assert again["changed"] is False and again["commands"] == [], again
-
+    # No-change run: the kernel in one ip call, the profile in one nmcli call (its keyfile).
+    assert sorted(again["_spawned"]) == ["ip", "nmcli"], again["_spawned"]
+    runtime = run(lab, METHOD2, count=True)
+    assert runtime["changed"] is False and runtime["_spawned"] == ["ip"], runtime
 
 def test_persistent_link_comes_back_after_deletion_and_nm_restart(lab):
     k = kernel(lab)
@@ -199,7 +186,6 @@ def test_persistent_link_comes_back_after_deletion_and_nm_restart(lab):
     r = run(lab, {**METHOD2, "persistent": True})
     assert r["changed"] is False, r
 
-
 def test_persistent_mode_change_reaches_profile_and_kernel(lab):
     k = kernel(lab)
     args = {**METHOD2, "mode": "vepa", "persistent": True}
@@ -209,7 +195,6 @@ def test_persistent_mode_change_reaches_profile_and_kernel(lab):
     [(uuid, _, dev)] = profiles(lab)
     assert dev == "macvtap0" and prop(lab, uuid, "macvlan.mode") == "1"  # vepa
     assert run(lab, args)["changed"] is False
-
 
 def test_persistent_false_removes_the_profile_and_keeps_the_link(lab):
     k = kernel(lab)
@@ -225,7 +210,6 @@ def test_persistent_false_removes_the_profile_and_keeps_the_link(lab):
     assert r["commands"] == [["ip", "link", "set", "dev", "macvtap0", "down"]]
     assert kernel(lab)["up"] is False and r["link"]["up"] is False
     assert run(lab, {**args, "up": False})["changed"] is False
-
 
 def test_persistent_from_nothing_then_absent(lab):
     assert run(lab, {"name": "macvtap0", "state": "absent"})["changed"] is True

@@ -2,8 +2,9 @@
 //! or persistent across reboots (a NetworkManager macvlan profile with `tap yes`).
 //!
 //! query: one `ip -j -d link show` (every link: the parent and its other macvlan/macvtap
-//! links matter too) and, when NetworkManager is involved, one list call plus one
-//! `con show` of the macvlan profiles. plan: the `ip`/`nmcli` commands that make the
+//! links matter too) and, when NetworkManager is involved, one list call whose FILENAME
+//! column leads to the macvlan profiles' keyfiles (read directly; `con show` only for a
+//! profile stored another way). plan: the `ip`/`nmcli` commands that make the
 //! difference. verify: re-read and compare what was asked.
 
 mod model;

@@ -2,7 +2,7 @@
 //! spellings turned into the values the module compares and reports.
 
 use kvmnet_iproute::{normalize_mac, parse_links, Link};
-use kvmnet_nmcli::{parse_list, parse_profiles, Profile};
+use kvmnet_nmcli::{parse_keyfile, parse_list, parse_profiles, Profile};
 use kvmnet_protocol::{Ctx, Error, ErrorKind, Result};
 use serde_json::{json, Value};
 
@@ -167,14 +167,15 @@ impl Prof {
 /// The settings read for a macvlan profile (setting-level names: every NM knows them).
 pub const PROFILE_FIELDS: &str = "connection,macvlan,802-3-ethernet,ipv4,ipv6";
 
-/// NetworkManager's macvlan profiles whose interface name is `name`: one list call, and
-/// one `con show` for the macvlan profiles when there are any.
+/// NetworkManager's macvlan profiles whose interface name is `name`: one list call (with
+/// each profile's FILENAME), the macvlan profiles' keyfiles read directly, and one `con show`
+/// only for a macvlan profile whose keyfile cannot be read (another settings plugin).
 pub fn read_profiles(ctx: &mut Ctx, name: &str) -> Result<Vec<Prof>> {
     let argv = [
         "nmcli",
         "-t",
         "-f",
-        "UUID,TYPE,ACTIVE,DEVICE",
+        "UUID,TYPE,ACTIVE,DEVICE,FILENAME",
         "con",
         "show",
     ];
@@ -193,35 +194,50 @@ pub fn read_profiles(ctx: &mut Ctx, name: &str) -> Result<Vec<Prof>> {
         .with("rc", out.rc)
         .with("stderr", out.stderr));
     }
-    let mut macvlans: Vec<(String, Option<String>)> = Vec::new();
+    let mut found: Vec<Prof> = Vec::new();
+    let mut unread: Vec<(String, Option<String>)> = Vec::new();
     for row in parse_list(&out.stdout) {
-        if row.len() >= 4 && row[1] == "macvlan" {
-            let active = (row[2] == "yes" && !row[3].is_empty()).then(|| row[3].clone());
-            if !macvlans.iter().any(|(u, _)| *u == row[0]) {
-                macvlans.push((row[0].clone(), active));
+        if row.len() < 4 || row[1] != "macvlan" {
+            continue;
+        }
+        let (uuid, file) = (&row[0], row.get(4).map(String::as_str).unwrap_or(""));
+        if found.iter().any(|p| p.uuid == *uuid) || unread.iter().any(|(u, _)| u == uuid) {
+            continue;
+        }
+        let active = (row[2] == "yes" && !row[3].is_empty()).then(|| row[3].clone());
+        let from_file = file
+            .ends_with(".nmconnection")
+            .then(|| ctx.read_file(file))
+            .flatten()
+            .map(|text| parse_keyfile(&text))
+            .filter(|p| p.uuid() == uuid);
+        match from_file {
+            Some(p) => {
+                if p.interface_name() == Some(name) {
+                    found.push(Prof::from_profile(&p, active));
+                }
+            }
+            None => unread.push((uuid.clone(), active)),
+        }
+    }
+    if !unread.is_empty() {
+        let mut argv: Vec<String> = ["nmcli", "-t", "-f", PROFILE_FIELDS, "con", "show"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        argv.extend(unread.iter().map(|(u, _)| u.clone()));
+        let out = ctx.read(&argv)?;
+        for p in parse_profiles(&out.stdout) {
+            if p.interface_name() == Some(name) {
+                let active = unread
+                    .iter()
+                    .find(|(u, _)| u == p.uuid())
+                    .and_then(|(_, a)| a.clone());
+                found.push(Prof::from_profile(&p, active));
             }
         }
     }
-    if macvlans.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut argv: Vec<String> = ["nmcli", "-t", "-f", PROFILE_FIELDS, "con", "show"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    argv.extend(macvlans.iter().map(|(u, _)| u.clone()));
-    let out = ctx.read(&argv)?;
-    Ok(parse_profiles(&out.stdout)
-        .iter()
-        .filter(|p| p.interface_name() == Some(name))
-        .map(|p| {
-            let active = macvlans
-                .iter()
-                .find(|(u, _)| u == p.uuid())
-                .and_then(|(_, a)| a.clone());
-            Prof::from_profile(p, active)
-        })
-        .collect())
+    Ok(found)
 }
 
 /// Like [`read_profiles`], but a host without nmcli or a running NetworkManager has none.

@@ -22,7 +22,7 @@ const NM_LIST: &[&str] = &[
     "nmcli",
     "-t",
     "-f",
-    "UUID,TYPE,ACTIVE,DEVICE",
+    "UUID,TYPE,ACTIVE,DEVICE,FILENAME",
     "con",
     "show",
 ];
@@ -564,4 +564,47 @@ fn a_real_run_applies_then_verifies_against_the_kernel() {
         r.json["msg"]
     );
     assert_eq!(r.json["changed"], json!(true));
+}
+
+/// The keyfile NetworkManager 1.42 keeps for the profile of nm-show-active.txt.
+const KEYFILE: &str = "/etc/NetworkManager/system-connections/macvlan-macvtap0.nmconnection";
+const KEYFILE_ACTIVE: &str = "[connection]\nid=macvlan-macvtap0\nuuid=5b0c4f3e-7a51-4d2e-9a39-0c6f1a2b3c4d\ntype=macvlan\ninterface-name=macvtap0\ntimestamp=1795831964\n\n[ethernet]\ncloned-mac-address=52:54:00:12:34:56\n\n[macvlan]\nmode=3\nparent=ens32\ntap=true\n\n[ipv4]\nmethod=disabled\n\n[ipv6]\naddr-gen-mode=default\nmethod=disabled\n\n[proxy]\n";
+
+#[test]
+fn persistent_rerun_reads_the_keyfile_instead_of_a_second_nmcli() {
+    let mut a = base();
+    a["persistent"] = json!(true);
+    let list = NM_LIST_ACTIVE
+        .lines()
+        .map(|l| {
+            if l.starts_with(UUID) {
+                format!("{l}:{}", KEYFILE)
+            } else {
+                format!("{l}:/run/NetworkManager/system-connections/x.nmconnection")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let r = run_module::<MacvtapLink>(
+        a.clone(),
+        ip(PRIVATE_NM)
+            .expect(NM_LIST, Output::ok(&list))
+            .file(KEYFILE, KEYFILE_ACTIVE),
+    );
+    assert_eq!(r.json["changed"], json!(false), "{}", r.json);
+    assert_eq!(r.json["link"]["conn_uuid"], json!(UUID));
+    assert_eq!(r.calls.len(), 2, "one ip and one nmcli call: {:?}", r.calls);
+    // The same keyfile with another mode is a change of the profile.
+    let r = run_module::<MacvtapLink>(
+        check(a),
+        ip(PRIVATE_NM)
+            .expect(NM_LIST, Output::ok(&list))
+            .file(KEYFILE, &KEYFILE_ACTIVE.replace("mode=3", "mode=2")),
+    );
+    assert_eq!(r.json["changed"], json!(true), "{}", r.json);
+    assert!(
+        commands(&r.json).iter().any(|c| c.contains("macvlan.mode")),
+        "{}",
+        r.json
+    );
 }

@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 
+pub mod keyfile;
+pub use keyfile::parse_keyfile;
+
 /// Split one terse list-mode line into its fields, unescaping `\:` and `\\`.
 pub fn split_terse(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
