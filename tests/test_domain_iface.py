@@ -254,7 +254,8 @@ def test_hand_edited_guest_is_adopted(host):
                  {"mac": macs[1], "type": "direct", "source": "ens32", "mode": "bridge"},
                  {"mac_address": macs[2], "type": "bridge", "source": "br0"},
                  {"mac": macs[2]}):
-        ok(di(lab, {"domain": "g5", **args}, diff=True), False, restart=False)
+        r = ok(di(lab, {"domain": "g5", **args}, diff=True, count=True), False, restart=False)
+        assert r["_spawned"] == ["virsh"], ("a no-change run is one virsh process", r["_spawned"])
         ok(di(lab, {"domain": "g5", **args}, check=True), False, restart=False)
     assert both(lab, "g5") == before
     virsh(lab, "destroy", "g5")
