@@ -2,7 +2,7 @@
 //! `tests/data/*.out` are the stdout of the module's own read batch.
 
 use super::DomainIface;
-use kvmnet_protocol::testing::{run_module, FakeRunner};
+use kvmnet_protocol::testing::{check_diff as check, run_module, FakeRunner};
 use kvmnet_protocol::Output;
 use serde_json::{json, Value};
 
@@ -29,12 +29,6 @@ fn expect_batch(r: FakeRunner, dom: &str, net: Option<&str>, out: &str) -> FakeR
     let argv = batch(dom, net);
     let a: Vec<&str> = argv.iter().map(String::as_str).collect();
     r.expect(&a, Output::ok(out))
-}
-
-fn check(mut args: Value) -> Value {
-    args["_ansible_check_mode"] = json!(true);
-    args["_ansible_diff"] = json!(true);
-    args
 }
 
 fn argv(a: &[&str]) -> Value {

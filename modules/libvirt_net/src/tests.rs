@@ -2,7 +2,7 @@
 //! link show`): exact planned argv, results, diffs and failures.
 
 use super::LibvirtNet;
-use kvmnet_protocol::testing::{run_module, FakeRunner};
+use kvmnet_protocol::testing::{check_diff as check, commands, run_module, FakeRunner};
 use kvmnet_protocol::Output;
 use serde_json::{json, Value};
 
@@ -79,28 +79,6 @@ fn links(mut r: FakeRunner) -> FakeRunner {
 
 fn run(args: Value, r: FakeRunner) -> kvmnet_protocol::module::RunReport {
     run_module::<LibvirtNet>(args, r)
-}
-
-fn check(mut args: Value) -> Value {
-    args["_ansible_check_mode"] = json!(true);
-    args["_ansible_diff"] = json!(true);
-    args
-}
-
-fn commands(j: &Value) -> Vec<String> {
-    j["commands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            c.as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
 }
 
 #[test]

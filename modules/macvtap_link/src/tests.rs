@@ -2,7 +2,7 @@
 //! 1.42): exact planned commands, refusals, results.
 
 use super::MacvtapLink;
-use kvmnet_protocol::testing::{run_module, FakeRunner};
+use kvmnet_protocol::testing::{check_diff as check, commands, run_module, FakeRunner};
 use kvmnet_protocol::Output;
 use serde_json::{json, Value};
 
@@ -38,28 +38,6 @@ const NM_SHOW: &[&str] = &[
 
 fn ip(out: &str) -> FakeRunner {
     FakeRunner::new().expect(IP_LINKS, Output::ok(out))
-}
-
-fn check(mut args: Value) -> Value {
-    args["_ansible_check_mode"] = json!(true);
-    args["_ansible_diff"] = json!(true);
-    args
-}
-
-fn commands(r: &Value) -> Vec<String> {
-    r["commands"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            c.as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .collect()
 }
 
 fn base() -> Value {

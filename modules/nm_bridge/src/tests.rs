@@ -433,12 +433,21 @@ fn aliases_and_coercions() {
 fn absent_ignores_options_that_describe_the_bridge() {
     use kvmnet_protocol::Module;
     let raw = json!({"name": "br0", "state": "absent", "stp": true, "ports": ["ens32"]});
-    let v = NmBridge::spec().validate(raw.as_object().unwrap(), "nm_bridge").unwrap();
-    let p: crate::params::Params = serde_json::from_value(serde_json::Value::Object(v.params)).unwrap();
+    let v = NmBridge::spec()
+        .validate(raw.as_object().unwrap(), "nm_bridge")
+        .unwrap();
+    let p: crate::params::Params =
+        serde_json::from_value(serde_json::Value::Object(v.params)).unwrap();
     assert!(crate::params::validate(&p).is_ok());
     // A bad name is still refused with absent.
     let raw = json!({"name": "br/0", "state": "absent"});
-    let v = NmBridge::spec().validate(raw.as_object().unwrap(), "nm_bridge").unwrap();
-    let p: crate::params::Params = serde_json::from_value(serde_json::Value::Object(v.params)).unwrap();
-    assert!(crate::params::validate(&p).unwrap_err().msg.contains("br/0"));
+    let v = NmBridge::spec()
+        .validate(raw.as_object().unwrap(), "nm_bridge")
+        .unwrap();
+    let p: crate::params::Params =
+        serde_json::from_value(serde_json::Value::Object(v.params)).unwrap();
+    assert!(crate::params::validate(&p)
+        .unwrap_err()
+        .msg
+        .contains("br/0"));
 }

@@ -62,3 +62,31 @@ pub fn run_module<M: Module>(args: Value, runner: FakeRunner) -> RunReport {
     });
     run_with::<M>(inv, Box::new(runner), None)
 }
+
+/// The task options `args` with check mode and diff mode on.
+pub fn check_diff(mut args: Value) -> Value {
+    args["_ansible_check_mode"] = Value::Bool(true);
+    args["_ansible_diff"] = Value::Bool(true);
+    args
+}
+
+/// A result's `commands`, each joined with spaces, for compact assertions.
+pub fn commands(result: &Value) -> Vec<String> {
+    result["commands"]
+        .as_array()
+        .map(|cmds| {
+            cmds.iter()
+                .map(|c| {
+                    c.as_array()
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .unwrap_or_default()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
