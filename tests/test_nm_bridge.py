@@ -269,3 +269,32 @@ def test_bad_input_changes_nothing(lab):
     r = run_module(lab, "nm_bridge", {"name": "br0", "ports": ["ens32"], "stp": False})
     assert r["failed"] and "ens32 carries 192.0.2.5/24" in r["msg"] and "ipv4" in r["msg"], r
     assert snapshot(lab) == before
+
+
+def test_a_running_guest_on_the_bridge_stays_on_it(lab):
+    """A started guest's tap on br0 gets a profile NetworkManager generates (type tun,
+    master br0). It is not a port this module manages: reruns change nothing and the
+    guest stays on the bridge; absent leaves the generated profile to NetworkManager."""
+    args = {"name": "br0", "ports": ["ens32"], "stp": False, **STATIC}
+    assert run_module(lab, "nm_bridge", args)["changed"] is True
+    lab.define_guest("tap1", interfaces=[
+        "<interface type='bridge'><mac address='52:54:00:aa:01:01'/><source bridge='br0'/>"
+        "<model type='virtio'/><rom enabled='no'/></interface>"], start=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not [p for p in profiles(lab).values() if p["type"] == "tun"]:
+            assert time.monotonic() < deadline, "NetworkManager made no profile for the tap"
+            time.sleep(0.2)
+        vnet = [p["device"] for p in profiles(lab).values() if p["type"] == "tun"][0]
+        for _ in range(2):
+            r = run_module(lab, "nm_bridge", args)
+            assert r["changed"] is False and r["commands"] == [], r
+            assert [p["name"] for p in r["ports"]] == ["ens32"], r
+            assert link(lab, vnet)["master"] == "br0"
+            assert "UP" in link(lab, vnet)["flags"]
+        r = run_module(lab, "nm_bridge", {"name": "br0", "state": "absent"}, check=True)
+        assert not [c for c in r["commands"] if c[:3] == ["nmcli", "con", "delete"]
+                    and any(u in c for u, p in profiles(lab).items() if p["type"] == "tun")], r
+    finally:
+        lab.exec(["virsh", "-q", "-c", "qemu:///system", "destroy", "tap1"], check=False)
+        lab.exec(["virsh", "-q", "-c", "qemu:///system", "undefine", "tap1"], check=False)

@@ -1,7 +1,8 @@
 //! What `port_profiles: disable` switched off, so that `state: absent` (or removing a
 //! port) can give it back. NetworkManager's nmcli has no free-form field to hold it, so it
 //! lives in one documented file per bridge: `/var/lib/kvmnet/nm_bridge/<bridge>.json`.
-//! Read with `cat` only when needed (never in a no-change run), written with `tee`.
+//! Read directly only when needed (never in a no-change run), written with `tee` (so the
+//! write shows in `commands` and check mode).
 
 use kvmnet_protocol::{Action, Ctx, Result};
 use serde::{Deserialize, Serialize};
@@ -37,11 +38,10 @@ pub struct Memory {
 
 impl Memory {
     pub fn read(ctx: &mut Ctx, bridge: &str) -> Result<Memory> {
-        let out = ctx.read_any(&["cat", &path(bridge)])?;
-        if !out.success() {
+        let Some(text) = ctx.read_file(&path(bridge)) else {
             return Ok(Memory::default()); // never written
-        }
-        Ok(serde_json::from_str(&out.stdout).unwrap_or_else(|_| {
+        };
+        Ok(serde_json::from_str(&text).unwrap_or_else(|_| {
             ctx.warn(format!(
                 "{} is not valid JSON; the profiles it listed will not be restored",
                 path(bridge)

@@ -335,7 +335,7 @@ fn present(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()>
 
     // Ports.
     let owner = chosen.cloned();
-    let is_ours = |c: &Conn| owner.as_ref().is_some_and(|o| is_port_of(c, o, name));
+    let is_ours = |c: &Conn| !c.external && owner.as_ref().is_some_and(|o| is_port_of(c, o, name));
     let mut port_plans: Vec<PortPlan> = Vec::new();
     let mut new_disabled: Vec<Disabled> = Vec::new();
     let mut competitor_actions: Vec<Action> = Vec::new();
@@ -805,7 +805,7 @@ fn absent(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()> 
     let ports: Vec<&Conn> = st
         .conns
         .iter()
-        .filter(|c| cands.iter().any(|bc| is_port_of(c, bc, name)))
+        .filter(|c| !c.external && cands.iter().any(|bc| is_port_of(c, bc, name)))
         .collect();
     let mut uuids: Vec<&str> = Vec::new();
     for c in cands.iter().chain(ports.iter()) {

@@ -1,9 +1,9 @@
-//! Reading the host: one `nmcli` list call (UUID, type, device, state of every profile),
+//! Reading the host: one `nmcli` list call (UUID, type, device, state, file of every profile),
 //! one property-mode call for those profiles (setting-level fields, so both NM spellings
 //! of master/controller come through), one `ip -j -d addr show`.
 
 use kvmnet_iproute::{normalize_mac, parse_links, Link};
-use kvmnet_nmcli::{parse_list, parse_profiles, Profile};
+use kvmnet_nmcli::{parse_keyfile, parse_list, parse_profiles, Profile};
 use kvmnet_protocol::{Ctx, Error, ErrorKind, Result};
 
 /// Settings read for every profile. Setting-level selection never names a property the
@@ -17,6 +17,10 @@ pub struct Conn {
     pub device: String,
     /// activated, activating, deactivating, or empty when inactive.
     pub state: String,
+    /// A profile NetworkManager generated for a device someone else configured (a guest's
+    /// tap that libvirt put on the bridge): its volatile keyfile says `[.nmmeta]
+    /// external=true` / `nm-generated=true`. Never a port this module manages.
+    pub external: bool,
     pub p: Profile,
 }
 
@@ -110,7 +114,28 @@ pub fn props_argv(uuids: &[&str]) -> Vec<String> {
     argv
 }
 
-pub const LIST_ARGV: &[&str] = &["nmcli", "-t", "-f", "UUID,TYPE,DEVICE,STATE", "con", "show"];
+pub const LIST_ARGV: &[&str] = &[
+    "nmcli",
+    "-t",
+    "-f",
+    "UUID,TYPE,DEVICE,STATE,FILENAME",
+    "con",
+    "show",
+];
+
+/// Whether the profile stored in `file` is one NetworkManager generated for an externally
+/// configured device. Only volatile profiles (under /run) can be; their keyfile is read
+/// directly, which costs no process.
+fn generated_externally(ctx: &mut Ctx, file: &str) -> bool {
+    if !file.starts_with("/run/NetworkManager/") || !file.ends_with(".nmconnection") {
+        return false;
+    }
+    ctx.read_file(file)
+        .map(|text| parse_keyfile(&text))
+        .is_some_and(|k| {
+            k.get(".nmmeta.external") == Some("yes") || k.get(".nmmeta.nm-generated") == Some("yes")
+        })
+}
 pub const IP_ARGV: &[&str] = &["ip", "-j", "-d", "addr", "show"];
 
 /// Read profiles (all of them, or only `only` when given) and the kernel's links.
@@ -132,10 +157,12 @@ pub fn read(ctx: &mut Ctx, only: Option<&[String]>) -> Result<State> {
             let Some(r) = rows.iter().find(|r| r[0] == p.uuid()) else {
                 continue;
             };
+            let external = r.get(4).is_some_and(|file| generated_externally(ctx, file));
             conns.push(Conn {
                 uuid: r[0].clone(),
                 device: r[2].clone(),
                 state: r[3].clone(),
+                external,
                 p,
             });
         }

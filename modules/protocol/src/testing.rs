@@ -32,6 +32,17 @@ impl FakeRunner {
     }
 }
 
+/// Every expected command must have run: a leftover means the module skipped a call the
+/// test relies on.
+impl Drop for FakeRunner {
+    fn drop(&mut self) {
+        if !self.expected.is_empty() && !std::thread::panicking() {
+            let left: Vec<String> = self.expected.iter().map(|(a, _)| display_argv(a)).collect();
+            panic!("test double: expected commands never ran: {left:?}");
+        }
+    }
+}
+
 impl Runner for FakeRunner {
     fn read_file(&mut self, path: &str) -> Option<String> {
         self.files.get(path).cloned()

@@ -222,3 +222,14 @@ fn verification_failure_is_reported() {
     assert_eq!(r.json["error_kind"], "verification_failed");
     assert_eq!(r.json["msg"], "link ens32: mtu is 1500 after the change");
 }
+
+#[test]
+#[should_panic(expected = "expected commands never ran")]
+fn the_test_double_fails_a_test_whose_expected_command_never_ran() {
+    run_module::<Toy>(
+        json!({"name": "ens32", "mtu": 1500}),
+        FakeRunner::new()
+            .expect(SHOW, mtu(1500))
+            .expect(SET, Output::ok("")),
+    );
+}
