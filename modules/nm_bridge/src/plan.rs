@@ -415,15 +415,7 @@ fn present(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()>
                 if p.port_profiles == "keep" {
                     continue;
                 }
-                let before = snapshot(
-                    c,
-                    &[
-                        "connection.id",
-                        "connection.type",
-                        "connection.interface-name",
-                        "connection.autoconnect",
-                    ],
-                );
+                let before = snapshot(c, OTHER_PROFILE_TRACKED);
                 let mut after = before.clone();
                 if p.port_profiles == "delete" {
                     competitor_actions.push(Action::new(
@@ -755,18 +747,18 @@ fn present(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()>
     Ok(())
 }
 
+/// What the diff shows of another profile this module switches off, deletes or gives back.
+const OTHER_PROFILE_TRACKED: &[&str] = &[
+    "connection.id",
+    "connection.type",
+    "connection.interface-name",
+    "connection.autoconnect",
+];
+
 fn restore_actions(st: &State, restores: &[Disabled], b: &mut Builder) {
     for d in restores {
         let Some(c) = st.conn(&d.uuid) else { continue };
-        let before = snapshot(
-            c,
-            &[
-                "connection.id",
-                "connection.type",
-                "connection.interface-name",
-                "connection.autoconnect",
-            ],
-        );
+        let before = snapshot(c, OTHER_PROFILE_TRACKED);
         let mut after = before.clone();
         if d.had_autoconnect && !c.autoconnect() {
             b.push(Action::new(
