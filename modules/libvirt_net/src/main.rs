@@ -2,8 +2,8 @@
 //! compared semantically with libvirt's, redefined only when it differs (keeping its
 //! uuid), its running and autostart state handled in the same run.
 //!
-//! query: one virsh process (net-info, inactive and live XML) and, when the definition
-//! points at host devices, one `ip -j -d link show`. plan: define / destroy / start /
+//! query: one virsh process (net-info, inactive and live XML); host devices the
+//! definition names are checked in sysfs (no process). plan: define / destroy / start /
 //! autostart / undefine as separate virsh commands. verify: one more virsh process.
 
 mod options;
