@@ -167,19 +167,22 @@ impl Prof {
 /// The settings read for a macvlan profile (setting-level names: every NM knows them).
 pub const PROFILE_FIELDS: &str = "connection,macvlan,802-3-ethernet,ipv4,ipv6";
 
+/// The list call: every profile's UUID, type, activation and file.
+pub const LIST_ARGV: &[&str] = &[
+    "nmcli",
+    "-t",
+    "-f",
+    "UUID,TYPE,ACTIVE,DEVICE,FILENAME",
+    "con",
+    "show",
+];
+
 /// NetworkManager's macvlan profiles whose interface name is `name`: one list call (with
 /// each profile's FILENAME), the macvlan profiles' keyfiles read directly, and one `con show`
 /// only for a macvlan profile whose keyfile cannot be read (another settings plugin).
 pub fn read_profiles(ctx: &mut Ctx, name: &str) -> Result<Vec<Prof>> {
-    let argv = [
-        "nmcli",
-        "-t",
-        "-f",
-        "UUID,TYPE,ACTIVE,DEVICE,FILENAME",
-        "con",
-        "show",
-    ];
-    let out = ctx.read_any(&argv)?;
+    let argv = LIST_ARGV;
+    let out = ctx.read_any(argv)?;
     if !out.success() {
         let why = if out.stderr.trim().is_empty() {
             out.stdout.trim().to_string()
@@ -268,22 +271,6 @@ pub fn random_mac() -> Result<String> {
         .join(":"))
 }
 
-/// A random (version 4) UUID, so that a new profile can be named by UUID in the same run.
-pub fn random_uuid() -> Result<String> {
-    let mut b = random_bytes::<16>()?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
-}
-
 /// The `link` return value.
 pub fn link_json(l: &LinkView, prof: Option<&Prof>, nm_read: bool) -> Value {
     let mut v = json!({
@@ -325,8 +312,5 @@ mod tests {
         assert_eq!(normalize_mac(&m).as_deref(), Some(m.as_str()));
         let first = u8::from_str_radix(&m[0..2], 16).unwrap();
         assert_eq!(first & 0x03, 0x02, "unicast, locally administered: {m}");
-        let u = random_uuid().unwrap();
-        assert_eq!(u.len(), 36);
-        assert_eq!(&u[14..15], "4");
     }
 }

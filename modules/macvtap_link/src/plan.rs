@@ -426,7 +426,7 @@ pub fn plan(p: &Params, st: &State) -> Result<Plan> {
             }
             let (uuid, new) = match keep {
                 None => {
-                    let uuid = model::random_uuid()?;
+                    let uuid = kvmnet_nmcli::new_uuid()?;
                     let id = p.conn_name.clone().unwrap_or(format!("macvlan-{}", p.name));
                     let mut argv = nmcli(&[
                         "con",

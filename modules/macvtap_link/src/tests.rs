@@ -18,14 +18,7 @@ const NM_SHOW_ACTIVE: &str = include_str!("../tests/data/nm-show-active.txt");
 const UUID: &str = "5b0c4f3e-7a51-4d2e-9a39-0c6f1a2b3c4d";
 
 const IP_LINKS: &[&str] = &["ip", "-j", "-d", "link", "show"];
-const NM_LIST: &[&str] = &[
-    "nmcli",
-    "-t",
-    "-f",
-    "UUID,TYPE,ACTIVE,DEVICE,FILENAME",
-    "con",
-    "show",
-];
+const NM_LIST: &[&str] = crate::model::LIST_ARGV;
 const NM_SHOW: &[&str] = &[
     "nmcli",
     "-t",

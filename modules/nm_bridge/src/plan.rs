@@ -6,40 +6,23 @@ use crate::state::{is_port_of, Conn, OnFail, State};
 use kvmnet_protocol::{Action, Ctx, Diff, Error, Plan, Result};
 use serde_json::{json, Map, Value};
 
-/// A new profile's UUID, chosen before `con add` so every planned argv is exact.
+/// A new profile's UUID (see `kvmnet_nmcli::new_uuid`); unit tests get U1, U2, ... instead.
 #[cfg(not(test))]
-pub fn new_uuid() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/uuid")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-                ^ (u128::from(std::process::id()) << 64);
-            let h = format!("{t:032x}");
-            format!(
-                "{}-{}-4{}-8{}-{}",
-                &h[0..8],
-                &h[8..12],
-                &h[13..16],
-                &h[17..20],
-                &h[20..32]
-            )
-        })
+pub fn new_uuid() -> Result<String> {
+    kvmnet_nmcli::new_uuid()
 }
 
 #[cfg(test)]
 thread_local!(static NEXT: std::cell::Cell<u32> = const { std::cell::Cell::new(1) });
 
 #[cfg(test)]
-pub fn new_uuid() -> String {
+pub fn new_uuid() -> Result<String> {
     let n = NEXT.with(|c| {
         let n = c.get();
         c.set(n + 1);
         n
     });
-    format!("00000000-0000-4000-8000-{n:012}")
+    Ok(format!("00000000-0000-4000-8000-{n:012}"))
 }
 
 #[cfg(test)]
@@ -247,7 +230,10 @@ fn present(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()>
     }
 
     let desired = desired_bridge(p);
-    let bridge_uuid = chosen.map(|c| c.uuid.clone()).unwrap_or_else(new_uuid);
+    let bridge_uuid = match chosen {
+        Some(c) => c.uuid.clone(),
+        None => new_uuid()?,
+    };
     let bridge_active = chosen.is_some_and(|c| c.active_on(name));
     let mut reactivate = false;
     let mut reapply = false;
@@ -363,7 +349,10 @@ fn present(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()>
             let kernel_in = st.link(port).and_then(|l| l.master.as_deref()) == Some(name);
             let mut pp = PortPlan {
                 name: port.clone(),
-                uuid: pc.map(|c| c.uuid.clone()).unwrap_or_else(new_uuid),
+                uuid: match pc {
+                    Some(c) => c.uuid.clone(),
+                    None => new_uuid()?,
+                },
                 conn_name: pc
                     .map(|c| c.id().to_string())
                     .unwrap_or_else(|| format!("bridge-slave-{port}")),
