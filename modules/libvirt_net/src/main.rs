@@ -9,6 +9,7 @@
 mod options;
 mod state;
 
+use kvmnet_protocol::output::capitalise;
 use kvmnet_protocol::{Action, Ctx, Diff, Error, Module, Plan, Result, Spec};
 use kvmnet_virtxml::network;
 use kvmnet_virtxml::Element;
@@ -89,14 +90,6 @@ fn warn_missing_devices(ctx: &mut Ctx, name: &str, def: &Element) {
         ctx.warn(format!(
             "libvirt network '{name}' uses {what} '{dev}', which {problem}: libvirt accepts the definition, but guests on this network will fail to start until it exists"
         ));
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
     }
 }
 

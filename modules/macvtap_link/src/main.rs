@@ -11,6 +11,7 @@ mod model;
 mod plan;
 
 use kvmnet_iproute::{check_ifname, normalize_mac};
+use kvmnet_protocol::output::capitalise;
 use kvmnet_protocol::{Ctx, Error, Module, Opt, Plan, Result, Spec};
 use model::{find, read_links, read_profiles, read_profiles_if_nm, Mode};
 use plan::{link_actions, mismatches, result_json, Desired, State};
@@ -172,15 +173,10 @@ impl Module for MacvtapLink {
                 plan.set("link", result_json(p, &st));
                 let planned: Vec<&Vec<String>> = plan.actions.iter().map(|a| &a.argv).collect();
                 if ctx.commands.iter().any(|c| !planned.contains(&c)) {
-                    let base = plan.msg.clone().unwrap_or_else(|| {
-                        let s: Vec<&str> =
-                            plan.actions.iter().map(|a| a.summary.as_str()).collect();
-                        let s = s.join("; ");
-                        let mut c = s.chars();
-                        c.next()
-                            .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-                            .unwrap_or_default()
-                    });
+                    let base = plan
+                        .msg
+                        .clone()
+                        .unwrap_or_else(|| capitalise(&plan.summaries()));
                     plan.msg = Some(format!(
                         "{base}; NetworkManager removed {} with its profile: made it again as a runtime link with the same settings and address",
                         p.name

@@ -92,6 +92,14 @@ impl Plan {
     pub fn changed(&self) -> bool {
         !self.actions.is_empty()
     }
+    /// The actions' summaries joined with `; ` (the default message is made from them).
+    pub fn summaries(&self) -> String {
+        self.actions
+            .iter()
+            .map(|a| a.summary.as_str())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
     pub fn set(&mut self, key: &str, value: impl Into<Value>) {
         self.result.insert(key.to_string(), value.into());
     }

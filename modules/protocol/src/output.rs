@@ -58,20 +58,22 @@ pub(crate) fn remember_invocation(args: &Value) {
     }
 }
 
+/// `s` with its first letter upper-cased (messages are sentences).
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
 fn default_msg(plan: &Plan, check: bool) -> String {
     if !plan.changed() {
-        return "already in the requested state".to_string();
-    }
-    let what: Vec<&str> = plan.actions.iter().map(|a| a.summary.as_str()).collect();
-    if check {
-        format!("would {}", what.join("; "))
+        "already in the requested state".to_string()
+    } else if check {
+        format!("would {}", plan.summaries())
     } else {
-        let s = what.join("; ");
-        let mut c = s.chars();
-        match c.next() {
-            Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-            None => s,
-        }
+        capitalise(&plan.summaries())
     }
 }
 
