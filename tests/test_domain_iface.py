@@ -105,8 +105,9 @@ def test_network_to_network_to_bridge_live(host):
     # check mode: honest plan and diff, both definitions untouched
     args = {"domain": "g1", "type": "network", "source": "net2"}
     r = ok(di(lab, args, check=True, diff=True), True, restart=False)
-    assert [c[3:] for c in r["commands"]] == [["update-device", "g1", "/dev/stdin", "--config"],
-                                              ["update-device", "g1", "/dev/stdin", "--live"]]
+    assert [c[3:] for c in r["commands"]] == [
+        ["update-device", "--domain", "g1", "--file", "/dev/stdin", "--config"],
+        ["update-device", "--domain", "g1", "--file", "/dev/stdin", "--live"]]
     assert [d["before_header"] for d in r["diff"]] == [
         f"domain g1 interface {mac} (persistent)", f"domain g1 interface {mac} (live)"]
     assert "<source network='net2'/>" in r["diff"][0]["after"]
@@ -201,7 +202,8 @@ def test_add_and_remove_on_stopped_guest(host):
     assert r["diff"]["before"] == ""
     assert xml(lab, "g3", inactive=True) == before
     r = ok(di(lab, add), True, restart=False)
-    assert r["commands"][0][3:] == ["attach-device", "g3", "/dev/stdin", "--config"]
+    assert r["commands"][0][3:] == ["attach-device", "--domain", "g3", "--file", "/dev/stdin",
+                                    "--config"]
     got = get_iface(xml(lab, "g3", inactive=True), new)
     assert "<source dev='ens33' mode='vepa'/>" in got and "<model type='virtio'/>" in got, got
     ok(di(lab, add), False)
@@ -209,8 +211,8 @@ def test_add_and_remove_on_stopped_guest(host):
 
     gone = {"domain": "g3", "mac": new, "state": "absent"}
     r = ok(di(lab, gone, diff=True), True, restart=False)
-    assert r["commands"] == [["virsh", "-c", "qemu:///system", "detach-interface", "g3", "direct",
-                              "--mac", new, "--config"]]
+    assert r["commands"] == [["virsh", "-c", "qemu:///system", "detach-interface", "--domain", "g3",
+                              "--type", "direct", "--mac", new, "--config"]]
     assert r["diff"]["after"] == ""
     assert xml(lab, "g3", inactive=True) == before
     ok(di(lab, gone), False)

@@ -18,9 +18,17 @@ fn virsh(p: &Params, args: &[&str]) -> Vec<String> {
     v
 }
 
-/// `virsh update-device|attach-device DOMAIN /dev/stdin --config|--live`, XML on stdin.
+/// `virsh update-device|attach-device --domain DOMAIN --file /dev/stdin --config|--live`,
+/// XML on stdin. The domain is the value of `--domain`: never read as an option.
 pub fn device_action(p: &Params, verb: &str, flag: &str, summary: String, xml: &Element) -> Action {
-    Action::new(summary, virsh(p, &[verb, &p.domain, "/dev/stdin", flag])).with_stdin(xml.to_xml())
+    Action::new(
+        summary,
+        virsh(
+            p,
+            &[verb, "--domain", &p.domain, "--file", "/dev/stdin", flag],
+        ),
+    )
+    .with_stdin(xml.to_xml())
 }
 
 fn describe(f: &Facets) -> String {
@@ -436,7 +444,16 @@ fn plan_absent(
             ),
             virsh(
                 p,
-                &["detach-interface", &p.domain, kind, "--mac", mac, CONFIG],
+                &[
+                    "detach-interface",
+                    "--domain",
+                    &p.domain,
+                    "--type",
+                    kind,
+                    "--mac",
+                    mac,
+                    CONFIG,
+                ],
             ),
         ));
         plan.diffs
@@ -448,7 +465,16 @@ fn plan_absent(
                     format!("remove interface {mac} from the running guest {}", p.domain),
                     virsh(
                         p,
-                        &["detach-interface", &p.domain, kind, "--mac", mac, LIVE],
+                        &[
+                            "detach-interface",
+                            "--domain",
+                            &p.domain,
+                            "--type",
+                            kind,
+                            "--mac",
+                            mac,
+                            LIVE,
+                        ],
                     ),
                 ));
                 plan.diffs

@@ -35,13 +35,13 @@ fn s(a: &[&str]) -> Vec<String> {
 /// The virsh commands of the one read batch.
 pub fn read_commands(domain: &str, source_network: Option<&str>) -> Vec<Vec<String>> {
     let mut cmds = vec![
-        s(&["dumpxml", "--inactive", domain]),
-        s(&["dumpxml", domain]),
+        s(&["dumpxml", "--inactive", "--domain", domain]),
+        s(&["dumpxml", "--domain", domain]),
         s(&["net-list", "--all", "--name"]),
         s(&["net-list", "--name"]),
     ];
     if let Some(n) = source_network {
-        cmds.push(s(&["net-dumpxml", n]));
+        cmds.push(s(&["net-dumpxml", "--network", n]));
     }
     cmds
 }

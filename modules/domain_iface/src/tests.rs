@@ -2,7 +2,7 @@
 //! `tests/data/*.out` are the stdout of the module's own read batch.
 
 use super::DomainIface;
-use kvmnet_protocol::testing::{check_diff as check, run_module, FakeRunner};
+use kvmnet_protocol::testing::{check_diff as check, first_random_hex, run_module, FakeRunner};
 use kvmnet_protocol::Output;
 use serde_json::{json, Value};
 
@@ -10,14 +10,22 @@ const G1_RUNNING: &str = include_str!("../tests/data/g1-running.out");
 const G2_STOPPED: &str = include_str!("../tests/data/g2-stopped.out");
 const NOPE: &str = include_str!("../tests/data/nope.out");
 const IP_ENS32: &str = include_str!("../tests/data/ip-ens32.json");
-const MARK: &str = "@@kvmnet-section@@";
+/// The section marker in the captured outputs (virsh 9.0 printed it as the module's
+/// earlier fixed marker); the test double's first batch gets the marker made from its
+/// first random bytes.
+const CAPTURED_MARK: &str = "@@kvmnet-section@@";
+
+fn mark() -> String {
+    kvmnet_virtxml::virsh::marker(&first_random_hex(kvmnet_virtxml::virsh::MARKER_BYTES))
+}
 
 fn batch(dom: &str, net: Option<&str>) -> Vec<String> {
+    let m = mark();
     let mut script = format!(
-        "'dumpxml' '--inactive' '{dom}' ; echo {MARK} ; 'dumpxml' '{dom}' ; echo {MARK} ; 'net-list' '--all' '--name' ; echo {MARK} ; 'net-list' '--name'"
+        "'dumpxml' '--inactive' '--domain' '{dom}' ; echo {m} ; 'dumpxml' '--domain' '{dom}' ; echo {m} ; 'net-list' '--all' '--name' ; echo {m} ; 'net-list' '--name'"
     );
     if let Some(n) = net {
-        script.push_str(&format!(" ; echo {MARK} ; 'net-dumpxml' '{n}'"));
+        script.push_str(&format!(" ; echo {m} ; 'net-dumpxml' '--network' '{n}'"));
     }
     ["virsh", "-q", "-c", "qemu:///system", &script]
         .iter()
@@ -28,7 +36,7 @@ fn batch(dom: &str, net: Option<&str>) -> Vec<String> {
 fn expect_batch(r: FakeRunner, dom: &str, net: Option<&str>, out: &str) -> FakeRunner {
     let argv = batch(dom, net);
     let a: Vec<&str> = argv.iter().map(String::as_str).collect();
-    r.expect(&a, Output::ok(out))
+    r.expect(&a, Output::ok(&out.replace(CAPTURED_MARK, &mark())))
 }
 
 fn argv(a: &[&str]) -> Value {
@@ -71,7 +79,9 @@ fn bridge_to_network_on_running_guest_plans_config_then_live() {
                 "-c",
                 "qemu:///system",
                 "update-device",
+                "--domain",
                 "g1",
+                "--file",
                 "/dev/stdin",
                 "--config"
             ],
@@ -80,7 +90,9 @@ fn bridge_to_network_on_running_guest_plans_config_then_live() {
                 "-c",
                 "qemu:///system",
                 "update-device",
+                "--domain",
                 "g1",
+                "--file",
                 "/dev/stdin",
                 "--live"
             ]
@@ -150,7 +162,9 @@ fn live_auto_to_direct_changes_config_and_reports_restart() {
             "-c",
             "qemu:///system",
             "update-device",
+            "--domain",
             "g1",
+            "--file",
             "/dev/stdin",
             "--config"
         ]])
@@ -193,7 +207,9 @@ fn stopped_guest_gets_config_only_and_no_restart() {
             "-c",
             "qemu:///system",
             "update-device",
+            "--domain",
             "g2",
+            "--file",
             "/dev/stdin",
             "--config"
         ]])
@@ -228,7 +244,9 @@ fn add_needs_type_and_source_and_remove_detaches_by_mac() {
             "-c",
             "qemu:///system",
             "attach-device",
+            "--domain",
             "g2",
+            "--file",
             "/dev/stdin",
             "--config"
         ])])
@@ -250,7 +268,9 @@ fn add_needs_type_and_source_and_remove_detaches_by_mac() {
             "-c",
             "qemu:///system",
             "detach-interface",
+            "--domain",
             "g2",
+            "--type",
             "bridge",
             "--mac",
             "52:54:00:bb:00:02",

@@ -65,7 +65,7 @@ pub fn spec() -> Spec {
                         .opt(Opt::str("end").required()),
                 )),
         ))
-        .opt(Opt::str("xml"))
+        .opt(Opt::str("xml").text())
         .opt(
             Opt::str("state")
                 .choices(&["present", "active", "inactive", "absent"])

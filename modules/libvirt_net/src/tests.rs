@@ -2,7 +2,9 @@
 //! link show`): exact planned argv, results, diffs and failures.
 
 use super::LibvirtNet;
-use kvmnet_protocol::testing::{check_diff as check, commands, run_module, FakeRunner};
+use kvmnet_protocol::testing::{
+    check_diff as check, commands, first_random_hex, run_module, FakeRunner,
+};
 use kvmnet_protocol::Output;
 use serde_json::{json, Value};
 
@@ -29,13 +31,22 @@ fn data(name: &str) -> &'static str {
     }
 }
 
+/// The section marker in the captured outputs (virsh printed the module's earlier fixed
+/// marker); the test double's batches get the marker made from its random bytes.
+const CAPTURED_MARK: &str = "@@kvmnet-section@@";
+
+fn mark() -> String {
+    kvmnet_virtxml::virsh::marker(&first_random_hex(kvmnet_virtxml::virsh::MARKER_BYTES))
+}
+
 fn query_argv(name: &str) -> Vec<String> {
+    let m = mark();
     vec![
         "virsh".into(),
         "-q".into(),
         "-c".into(),
         "qemu:///system".into(),
-        format!("'net-info' '--network' '{name}' ; echo @@kvmnet-section@@ ; 'net-dumpxml' '--inactive' '--network' '{name}' ; echo @@kvmnet-section@@ ; 'net-dumpxml' '--network' '{name}'"),
+        format!("'net-info' '--network' '{name}' ; echo {m} ; 'net-dumpxml' '--inactive' '--network' '{name}' ; echo {m} ; 'net-dumpxml' '--network' '{name}'"),
     ]
 }
 
@@ -46,11 +57,11 @@ fn query(r: FakeRunner, name: &str, file: &str) -> FakeRunner {
     let out = if file == "missing" {
         Output {
             rc: 1,
-            stdout: data("missing").to_string(),
+            stdout: data("missing").replace(CAPTURED_MARK, &mark()),
             stderr: NOT_FOUND.replace("NAME", name).repeat(3),
         }
     } else {
-        Output::ok(data(file))
+        Output::ok(&data(file).replace(CAPTURED_MARK, &mark()))
     };
     r.expect(&argv, out)
 }
@@ -58,7 +69,7 @@ fn query(r: FakeRunner, name: &str, file: &str) -> FakeRunner {
 fn query_text(r: FakeRunner, name: &str, text: String) -> FakeRunner {
     let argv = query_argv(name);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    r.expect(&argv, Output::ok(&text))
+    r.expect(&argv, Output::ok(&text.replace(CAPTURED_MARK, &mark())))
 }
 
 /// The lab host's links (captured `ip -j -d link show`) as the sysfs files the module reads.

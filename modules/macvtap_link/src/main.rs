@@ -128,7 +128,10 @@ impl Module for MacvtapLink {
                 continue;
             }
             let is_link_del = a.argv.len() >= 3 && a.argv[..3] == ["ip", "link", "del"];
-            match ctx.write(&a.argv, a.stdin.as_deref()) {
+            let is_con_delete = a.argv.len() >= 3 && a.argv[..3] == ["nmcli", "con", "delete"];
+            // Profiles already gone (nmcli rc 10) are as deleted as they get.
+            let gone = |out: &kvmnet_protocol::Output| is_con_delete && out.rc == 10;
+            match ctx.write_accepting(&a.argv, a.stdin.as_deref(), gone) {
                 Ok(_) => {}
                 // NetworkManager removes a link it made together with its profile.
                 Err(e)
@@ -141,7 +144,6 @@ impl Module for MacvtapLink {
                             }) => {}
                 Err(e) => return Err(e),
             }
-            let is_con_delete = a.argv.len() >= 3 && a.argv[..3] == ["nmcli", "con", "delete"];
             if is_con_delete && p.state == "present" && p.persistent == Some(false) {
                 // The runtime link may go with the profile (NetworkManager deletes links it
                 // made, a moment after nmcli returns): once it has settled, plan the ip

@@ -228,7 +228,9 @@ pub fn read_profiles(ctx: &mut Ctx, name: &str) -> Result<Vec<Prof>> {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        argv.extend(unread.iter().map(|(u, _)| u.clone()));
+        for (u, _) in &unread {
+            argv.extend(["uuid".to_string(), u.clone()]);
+        }
         let out = ctx.read(&argv)?;
         for p in parse_profiles(&out.stdout) {
             if p.interface_name() == Some(name) {

@@ -228,7 +228,9 @@ fn profiles_to_delete(profiles: &[&Prof]) -> Option<Action> {
     }
     let names: Vec<String> = profiles.iter().map(|p| p.id.clone()).collect();
     let mut argv = nmcli(&["con", "delete"]);
-    argv.extend(profiles.iter().map(|p| p.uuid.clone()));
+    for p in profiles {
+        argv.extend([s("uuid"), p.uuid.clone()]);
+    }
     Some(Action::new(
         format!("delete NetworkManager profile {}", names.join(", ")),
         argv,
@@ -461,7 +463,7 @@ pub fn plan(p: &Params, st: &State) -> Result<Plan> {
                     }
                     if !changes.is_empty() {
                         let what: Vec<&str> = changes.iter().map(|(k, _)| *k).collect();
-                        let mut argv = nmcli(&["con", "mod", &k.uuid]);
+                        let mut argv = nmcli(&["con", "mod", "uuid", &k.uuid]);
                         for (k, v) in changes.iter() {
                             argv.extend([s(k), v.clone()]);
                         }
@@ -495,7 +497,7 @@ pub fn plan(p: &Params, st: &State) -> Result<Plan> {
                         "activate NetworkManager profile {}",
                         prof_after.as_ref().map(|x| x.0.as_str()).unwrap_or("")
                     ),
-                    nmcli(&["con", "up", &uuid]),
+                    nmcli(&["con", "up", "uuid", &uuid]),
                 ));
             }
         }

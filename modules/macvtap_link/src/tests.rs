@@ -26,6 +26,7 @@ const NM_SHOW: &[&str] = &[
     "connection,macvlan,802-3-ethernet,ipv4,ipv6",
     "con",
     "show",
+    "uuid",
     UUID,
 ];
 
@@ -335,7 +336,7 @@ fn absent_removes_profile_and_link_and_without_nm_the_link_only() {
     assert_eq!(
         commands(&r.json),
         vec![
-            format!("nmcli con delete {UUID}"),
+            format!("nmcli con delete uuid {UUID}"),
             "ip link del dev macvtap0".to_string()
         ]
     );
@@ -391,7 +392,7 @@ fn persistent_takes_over_the_runtime_link_pinning_its_mac() {
              ipv4.method disabled ipv6.method disabled 802-3-ethernet.cloned-mac-address 52:54:00:12:34:56"
         )
     );
-    assert_eq!(cmds[1], format!("nmcli con up {uuid}"));
+    assert_eq!(cmds[1], format!("nmcli con up uuid {uuid}"));
     assert_eq!(
         r.json["link"]["ifindex"],
         json!(523),
@@ -436,7 +437,7 @@ fn persistent_mode_change_updates_profile_and_kernel_and_conn_name_renames() {
     assert_eq!(
         commands(&r.json),
         vec![
-            format!("nmcli con mod {UUID} connection.id tap-uplink macvlan.mode vepa"),
+            format!("nmcli con mod uuid {UUID} connection.id tap-uplink macvlan.mode vepa"),
             "ip link set dev macvtap0 type macvtap mode vepa".to_string(),
         ]
     );
@@ -453,9 +454,9 @@ fn persistent_mode_change_updates_profile_and_kernel_and_conn_name_renames() {
     assert_eq!(
         commands(&r.json),
         vec![
-            format!("nmcli con mod {UUID} macvlan.parent ens33"),
+            format!("nmcli con mod uuid {UUID} macvlan.parent ens33"),
             "ip link del dev macvtap0".to_string(),
-            format!("nmcli con up {UUID}"),
+            format!("nmcli con up uuid {UUID}"),
         ]
     );
 }
@@ -470,7 +471,10 @@ fn persistent_false_removes_our_profile_and_keeps_the_link() {
             .expect(NM_LIST, Output::ok(NM_LIST_ACTIVE))
             .expect(NM_SHOW, Output::ok(NM_SHOW_ACTIVE)),
     );
-    assert_eq!(commands(&r.json), vec![format!("nmcli con delete {UUID}")]);
+    assert_eq!(
+        commands(&r.json),
+        vec![format!("nmcli con delete uuid {UUID}")]
+    );
     assert_eq!(r.json["diff"]["after"]["persistent"], json!(false));
 }
 

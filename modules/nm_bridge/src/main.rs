@@ -38,7 +38,10 @@ impl Module for NmBridge {
             if a.argv.is_empty() {
                 continue;
             }
-            let Err(e) = ctx.write(&a.argv, a.stdin.as_deref()) else {
+            let gone_is_done = on_fail.get(i) == Some(&OnFail::Gone);
+            let Err(e) = ctx.write_accepting(&a.argv, a.stdin.as_deref(), |out| {
+                gone_is_done && out.rc == 10
+            }) else {
                 continue;
             };
             match on_fail.get(i) {

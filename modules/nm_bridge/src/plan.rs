@@ -146,6 +146,33 @@ pub fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
     Ok(b.plan)
 }
 
+/// Refuse a port that the kernel has in another controller (a bridge or bond) that no
+/// NetworkManager profile of ours can take it from: a bridge made with `ip link` or by
+/// another tool. Taking the port would silently break that bridge; the plan could not
+/// even show it. A port held by another NM profile is different: the plan switches that
+/// profile off, visibly.
+fn foreign_controller(st: &State, name: &str, port: &str) -> Result<()> {
+    let Some(l) = st.link(port) else {
+        return Ok(());
+    };
+    let Some(m) = l.master.as_deref().filter(|m| *m != name) else {
+        return Ok(());
+    };
+    let held_by_profile = st
+        .bound_to(port)
+        .iter()
+        .any(|c| !c.external && c.active_on(port) && c.p.port_type().is_some());
+    if held_by_profile {
+        return Ok(());
+    }
+    Err(Error::not_supported(format!(
+        "option 'ports': {port} is already a port of {} '{m}', which NetworkManager does not manage (made with ip link or another tool); nm_bridge does not take a port from another bridge: remove it first (ip link set dev {port} nomaster) or manage '{m}' with nm_bridge",
+        l.slave_kind().unwrap_or("controller")
+    ))
+    .with("port", port)
+    .with("controller", m))
+}
+
 struct PortPlan {
     name: String,
     uuid: String,
@@ -183,6 +210,7 @@ fn present(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()>
                     )));
                 }
             }
+            foreign_controller(st, name, port)?;
         }
     }
 
@@ -811,10 +839,10 @@ fn absent(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()> 
             .chain(ports.iter())
             .map(|c| c.id().to_string())
             .collect();
-        b.push(Action::new(
-            format!("delete profiles {}", names.join(", ")),
-            argv,
-        ));
+        b.push_with(
+            Action::new(format!("delete profiles {}", names.join(", ")), argv),
+            OnFail::Gone,
+        );
     }
     let memory = Memory::read(ctx, name)?;
     if !memory.disabled.is_empty() {

@@ -60,6 +60,8 @@ pub enum OnFail {
     Warn,
     /// `nmcli dev reapply` refused: re-activate the bridge, then these ports.
     Reactivate { bridge: String, ports: Vec<String> },
+    /// A delete whose profiles are already gone (rc 10) has done its job.
+    Gone,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -138,8 +140,28 @@ fn generated_externally(ctx: &mut Ctx, file: &str) -> bool {
 }
 pub const IP_ARGV: &[&str] = &["ip", "-j", "-d", "addr", "show"];
 
+/// How often the profiles are read again when one vanished between the list call and the
+/// property call (NetworkManager removes the in-memory profiles it generated for links
+/// that go away, e.g. right after a bridge is deleted).
+const READ_ATTEMPTS: usize = 3;
+
 /// Read profiles (all of them, or only `only` when given) and the kernel's links.
 pub fn read(ctx: &mut Ctx, only: Option<&[String]>) -> Result<State> {
+    let mut attempt = 1;
+    loop {
+        match read_once(ctx, only) {
+            Err(e) if attempt < READ_ATTEMPTS && vanished(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// nmcli's "no such connection profile" (rc 10): a profile listed a moment ago is gone.
+pub fn vanished(e: &Error) -> bool {
+    e.kind == ErrorKind::CommandFailed && e.extra.get("rc") == Some(&serde_json::json!(10))
+}
+
+fn read_once(ctx: &mut Ctx, only: Option<&[String]>) -> Result<State> {
     let list = nmcli_read(ctx, LIST_ARGV)?;
     let rows = parse_list(&list);
     let mut uuids: Vec<&str> = Vec::new();

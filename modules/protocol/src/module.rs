@@ -110,10 +110,14 @@ pub struct Ctx {
     pub flags: AnsibleFlags,
     runner: Box<dyn Runner>,
     pub warnings: Vec<String>,
-    /// Commands that changed something (or would have, in check mode).
+    /// Commands that changed something (or would have, in check mode): a write that
+    /// failed is not here (it changed nothing unless its caller accepted the failure).
     pub commands: Vec<Vec<String>>,
     /// Every command run, reads included (tests, verbosity).
     pub calls: Vec<Vec<String>>,
+    /// Set by a module that put back what it had changed (a checkpoint rolled back, a
+    /// previous definition restored): a failed run then reports `changed: false`.
+    pub rolled_back: bool,
 }
 
 fn to_argv<S: AsRef<str>>(argv: &[S]) -> Vec<String> {
@@ -128,7 +132,18 @@ impl Ctx {
             warnings: Vec::new(),
             commands: Vec::new(),
             calls: Vec::new(),
+            rolled_back: false,
         }
+    }
+    /// Whether programs run in a UTF-8 C locale (see [`Runner::utf8_locale`]).
+    pub fn utf8_locale(&self) -> bool {
+        self.runner.utf8_locale()
+    }
+    /// `n` random bytes as lower-case hex (the test double makes them predictable).
+    pub fn random_hex(&mut self, n: usize) -> Result<String> {
+        let mut buf = vec![0u8; n];
+        self.runner.random(&mut buf)?;
+        Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
     }
     pub fn check_mode(&self) -> bool {
         self.flags.check_mode
@@ -161,8 +176,19 @@ impl Ctx {
     pub fn read_file(&mut self, path: &str) -> Option<String> {
         self.runner.read_file(path)
     }
-    /// Run a command that changes the host. Never runs in check mode.
+    /// Run a command that changes the host. Never runs in check mode. A command that
+    /// fails (or cannot start) is an error and counts as no change.
     pub fn write<S: AsRef<str>>(&mut self, argv: &[S], stdin: Option<&str>) -> Result<Output> {
+        self.write_accepting(argv, stdin, |_| false)
+    }
+    /// Like [`Ctx::write`], but a non-zero exit that `accept` approves is a success (and a
+    /// change): the tool says the host is as wanted, e.g. "already gone" on a delete.
+    pub fn write_accepting<S: AsRef<str>>(
+        &mut self,
+        argv: &[S],
+        stdin: Option<&str>,
+        accept: impl Fn(&Output) -> bool,
+    ) -> Result<Output> {
         let argv = to_argv(argv);
         if self.flags.check_mode {
             return Err(Error::bug(format!(
@@ -171,9 +197,9 @@ impl Ctx {
             )));
         }
         self.calls.push(argv.clone());
-        self.commands.push(argv.clone());
         let out = self.runner.run(&argv, stdin)?;
-        if out.success() {
+        if out.success() || accept(&out) {
+            self.commands.push(argv);
             Ok(out)
         } else {
             Err(command_failed(&argv, &out))
@@ -270,13 +296,28 @@ pub fn run_with<M: Module>(
     // What invocation.module_args shows: the raw options until they validate, then the
     // validated ones (aliases resolved, defaults added), also when a later step fails.
     let mut shown_args = output::module_args(&spec, &inv.options, inv.flags.no_log);
-    output::remember_invocation(&shown_args);
+    let mut masker = output::Masker::new(&spec, &inv.options, None, inv.flags.no_log);
+    output::remember_invocation(&shown_args, &masker);
+    let mut planned: Option<Plan> = None;
     let result = (|| -> Result<(Plan, Value)> {
         let validated = spec.validate(&inv.options, M::NAME)?;
         let args = output::module_args(&spec, &validated.params, inv.flags.no_log);
-        output::remember_invocation(&args);
+        masker = output::Masker::new(
+            &spec,
+            &inv.options,
+            Some(&validated.params),
+            inv.flags.no_log,
+        );
+        output::remember_invocation(&args, &masker);
         shown_args = args.clone();
         ctx.warnings.extend(validated.warnings);
+        if !ctx.utf8_locale() {
+            if let Some((path, value)) = spec.non_ascii(&validated.params) {
+                return Err(Error::not_supported(format!(
+                    "option '{path}': '{value}' holds characters outside ASCII, and this host has no UTF-8 C locale (C.UTF-8), without which nmcli, ip and virsh print them as '?' and kvmnet could not find the object again; install the C.UTF-8 locale on the host or use an ASCII name"
+                )));
+            }
+        }
         let params: M::Params =
             serde_json::from_value(Value::Object(validated.params)).map_err(|e| {
                 Error::bug(format!(
@@ -289,7 +330,9 @@ pub fn run_with<M: Module>(
             _ => None, // check mode writes nothing, not even a lock file
         };
         let current = M::query(&mut ctx, &params)?;
-        let mut plan = M::plan(&mut ctx, &params, &current)?;
+        let plan = M::plan(&mut ctx, &params, &current)?;
+        planned = Some(plan.clone());
+        let mut plan = plan;
         if plan.changed() {
             if ctx.check_mode() {
                 ctx.commands = plan
@@ -305,19 +348,59 @@ pub fn run_with<M: Module>(
         }
         Ok((plan, args))
     })();
-    match result {
-        Ok((plan, args)) => RunReport {
-            json: output::success(&plan, &args, &ctx),
-            rc: 0,
-            calls: ctx.calls,
-        },
+    let mut json = match result {
+        Ok((plan, args)) => output::success(&plan, &args, &ctx),
         Err(err) => {
-            let changed = !ctx.check_mode() && !ctx.commands.is_empty();
-            RunReport {
-                json: output::failure(&err, &shown_args, changed, &ctx.warnings, &ctx.commands),
-                rc: 1,
-                calls: ctx.calls,
-            }
+            let changed = !ctx.check_mode() && !ctx.commands.is_empty() && !ctx.rolled_back;
+            let err = if changed {
+                partial_failure(err, planned.as_ref(), &ctx.commands)
+            } else {
+                err
+            };
+            output::failure(&err, &shown_args, changed, &ctx.warnings, &ctx.commands)
+        }
+    };
+    masker.apply(&mut json);
+    let rc = if json["failed"] == Value::Bool(true) {
+        1
+    } else {
+        0
+    };
+    RunReport {
+        json,
+        rc,
+        calls: ctx.calls,
+    }
+}
+
+/// A failure after some changes stuck: the message says what was done and what was not
+/// (the plan's actions by their summaries, commands outside the plan by their argv).
+fn partial_failure(err: Error, plan: Option<&Plan>, commands: &[Vec<String>]) -> Error {
+    let actions = plan.map(|p| p.actions.as_slice()).unwrap_or_default();
+    let mut done: Vec<String> = Vec::new();
+    let mut not_done: Vec<String> = Vec::new();
+    for a in actions {
+        if a.argv.is_empty() {
+            continue;
+        }
+        if commands.contains(&a.argv) {
+            done.push(a.summary.clone());
+        } else {
+            not_done.push(a.summary.clone());
         }
     }
+    for c in commands {
+        if !actions.iter().any(|a| a.argv == *c) {
+            done.push(format!("ran {}", crate::runner::display_argv(c)));
+        }
+    }
+    let mut msg = format!(
+        "{}. Changed before the failure: {}",
+        err.msg,
+        done.join("; ")
+    );
+    if !not_done.is_empty() {
+        msg.push_str(&format!(". Not done: {}", not_done.join("; ")));
+    }
+    Error { msg, ..err }
 }

@@ -1,5 +1,6 @@
-//! The one way modules run external programs: argv vectors (never a shell), `LC_ALL=C`,
-//! captured stdout/stderr/status. A missing program is its own clear error.
+//! The one way modules run external programs: argv vectors (never a shell), a C locale
+//! (`C.UTF-8` where the host has it, so names outside ASCII pass through the tools
+//! intact), captured stdout/stderr/status. A missing program is its own clear error.
 
 use crate::error::{Error, ErrorKind, Result};
 use std::process::{Command, Stdio};
@@ -40,6 +41,35 @@ pub trait Runner {
     /// `None` when it does not exist or cannot be read.
     fn read_file(&mut self, path: &str) -> Option<String> {
         std::fs::read_to_string(path).ok()
+    }
+    /// Whether programs run in a UTF-8 C locale. Without one, the tools print `?` for
+    /// every byte outside ASCII, so names outside ASCII cannot be read back.
+    fn utf8_locale(&self) -> bool {
+        true
+    }
+    /// `buf.len()` random bytes (markers, UUIDs, MAC addresses). The test double makes
+    /// them predictable.
+    fn random(&mut self, buf: &mut [u8]) -> Result<()> {
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(buf))
+            .map_err(|e| Error::bug(format!("cannot read /dev/urandom: {e}")))
+    }
+}
+
+/// Where glibc keeps compiled locales; a UTF-8 C locale is a directory there (Debian,
+/// Ubuntu, EL8+ ship one as `C.utf8`).
+const UTF8_C_LOCALES: &[&str] = &["/usr/lib/locale/C.utf8", "/usr/lib/locale/C.UTF-8"];
+
+/// The locale commands run in: `C.UTF-8` where the host has it, else plain `C`.
+pub fn host_locale() -> &'static str {
+    if UTF8_C_LOCALES
+        .iter()
+        .any(|p| std::path::Path::new(p).is_dir())
+    {
+        "C.UTF-8"
+    } else {
+        "C"
     }
 }
 
@@ -83,10 +113,21 @@ pub fn command_failed(argv: &[String], out: &Output) -> Error {
 }
 
 /// Spawns real programs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SystemRunner {
     /// How many programs this runner started (reported at verbosity >= 3 and by tests).
     pub spawned: usize,
+    /// `LC_ALL` for every program (see [`host_locale`]).
+    pub locale: &'static str,
+}
+
+impl Default for SystemRunner {
+    fn default() -> Self {
+        SystemRunner {
+            spawned: 0,
+            locale: host_locale(),
+        }
+    }
 }
 
 /// Ansible's remote shell may lack the sbin directories where `ip` lives.
@@ -115,6 +156,10 @@ fn search_path() -> String {
 }
 
 impl Runner for SystemRunner {
+    fn utf8_locale(&self) -> bool {
+        self.locale != "C"
+    }
+
     fn run(&mut self, argv: &[String], stdin: Option<&str>) -> Result<Output> {
         let (prog, args) = argv
             .split_first()
@@ -134,8 +179,8 @@ impl Runner for SystemRunner {
         })?;
         let mut cmd = Command::new(&exe);
         cmd.args(args)
-            .env("LC_ALL", "C")
-            .env("LANG", "C")
+            .env("LC_ALL", self.locale)
+            .env("LANG", self.locale)
             .env("PATH", &path)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -144,9 +189,18 @@ impl Runner for SystemRunner {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| Error::missing_dependency(format!("cannot run {prog}: {e}")))?;
+        let mut child = cmd.spawn().map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => {
+                Error::missing_dependency(format!("cannot run {prog}: {e}"))
+            }
+            // The program is there but could not be started with these arguments (too
+            // long, a NUL byte): nothing ran, nothing changed.
+            _ => Error::new(
+                ErrorKind::CommandFailed,
+                format!("could not start {prog}: {e}"),
+            )
+            .with("cmd", display_argv(argv)),
+        })?;
         self.spawned += 1;
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
             use std::io::Write;
@@ -182,7 +236,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(out.rc, 3);
-        assert_eq!(out.stdout, "C\n");
+        assert_eq!(out.stdout, format!("{}\n", host_locale()));
         assert_eq!(out.stderr, "err\n");
         // An argument with shell metacharacters reaches the program untouched.
         let out = r.run(&argv(&["echo", "a;b $(x) 'c'"]), None).unwrap();

@@ -48,7 +48,20 @@ pub struct Opt {
     pub default: Option<Value>,
     /// Never echoed: masked in `invocation.module_args`.
     pub no_log: bool,
+    /// Inclusive bounds of an integer option.
+    pub range: Option<(i64, i64)>,
+    /// Free text (a document such as libvirt XML): may hold line breaks and tabs, any
+    /// script, and up to [`MAX_TEXT`] bytes. Other strings are names or words: no control
+    /// characters, at most [`MAX_STR`] bytes.
+    pub text: bool,
 }
+
+/// The longest name or word option (bytes).
+pub const MAX_STR: usize = 1024;
+/// The longest free-text option (bytes).
+pub const MAX_TEXT: usize = 256 * 1024;
+/// The most elements a list option may have.
+pub const MAX_ITEMS: usize = 1024;
 
 impl Opt {
     fn new(name: &'static str, kind: Kind) -> Self {
@@ -61,6 +74,8 @@ impl Opt {
             required: false,
             default: None,
             no_log: false,
+            range: None,
+            text: false,
         }
     }
     pub fn str(name: &'static str) -> Self {
@@ -107,6 +122,16 @@ impl Opt {
     }
     pub fn no_log(mut self) -> Self {
         self.no_log = true;
+        self
+    }
+    /// Accept only integers from `min` to `max` (inclusive).
+    pub fn range(mut self, min: i64, max: i64) -> Self {
+        self.range = Some((min, max));
+        self
+    }
+    /// A free-text option (see [`Opt::text`](Opt#structfield.text)).
+    pub fn text(mut self) -> Self {
+        self.text = true;
         self
     }
 }
@@ -266,7 +291,11 @@ impl Spec {
                 }
             }
             let value = match (given, &opt.default) {
-                (Some((_, v)), _) => coerce(&opt.kind, v, &path, module, warnings)?,
+                (Some((_, v)), _) => {
+                    let v = coerce(&opt.kind, v, &path, module, warnings)?;
+                    check_bounds(opt, &v, &path)?;
+                    v
+                }
                 (None, Some(d)) => d.clone(),
                 (None, None) => {
                     if opt.required {
@@ -333,6 +362,36 @@ impl Spec {
         Ok(out)
     }
 
+    /// The first value (dotted path, value) of a name or word option that holds a
+    /// character outside ASCII; free-text options are not looked at.
+    pub fn non_ascii(&self, params: &Map<String, Value>) -> Option<(String, String)> {
+        self.non_ascii_at(params, "")
+    }
+
+    fn non_ascii_at(&self, params: &Map<String, Value>, prefix: &str) -> Option<(String, String)> {
+        for o in &self.options {
+            let Some(v) = params.get(o.name) else {
+                continue;
+            };
+            let path = format!("{prefix}{}", o.name);
+            let found = match (&o.kind, v) {
+                (Kind::Dict(s), Value::Object(m)) => s.non_ascii_at(m, &format!("{path}.")),
+                _ if o.text => None,
+                (_, Value::String(s)) if !s.is_ascii() => Some((path, s.clone())),
+                (_, Value::Array(items)) => items.iter().enumerate().find_map(|(i, x)| {
+                    x.as_str()
+                        .filter(|s| !s.is_ascii())
+                        .map(|s| (format!("{path}[{i}]"), s.to_string()))
+                }),
+                _ => None,
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
     /// Names (dotted for sub-options) whose values are never echoed.
     pub fn no_log_paths(&self) -> Vec<String> {
         let mut v = Vec::new();
@@ -350,6 +409,61 @@ impl Spec {
         }
         v
     }
+}
+
+/// Ranges, lengths and characters, checked on the coerced value so that the message
+/// names the option before anything reaches a tool.
+fn check_bounds(opt: &Opt, v: &Value, path: &str) -> Result<()> {
+    match v {
+        Value::Array(items) => {
+            if items.len() > MAX_ITEMS {
+                return Err(Error::invalid(format!(
+                    "option '{path}' has {} elements; at most {MAX_ITEMS}",
+                    items.len()
+                )));
+            }
+            for (i, item) in items.iter().enumerate() {
+                check_bounds(opt, item, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        Value::Number(n) => match (opt.range, n.as_i64()) {
+            (Some((lo, hi)), Some(x)) if x < lo || x > hi => Err(Error::invalid(format!(
+                "option '{path}': {x} is out of range ({lo} to {hi})"
+            ))),
+            _ => Ok(()),
+        },
+        Value::String(s) => check_string(s, path, opt.text),
+        _ => Ok(()),
+    }
+}
+
+/// A string option's length and characters: names and words hold no control characters
+/// (a NUL or a line break would reach a tool as part of a name); text may hold line
+/// breaks and tabs but never NUL.
+pub fn check_string(s: &str, path: &str, text: bool) -> Result<()> {
+    let max = if text { MAX_TEXT } else { MAX_STR };
+    if s.len() > max {
+        return Err(Error::invalid(format!(
+            "option '{path}' is {} bytes long; at most {max}",
+            s.len()
+        )));
+    }
+    let bad = s
+        .char_indices()
+        .find(|(_, c)| c.is_control() && !(text && matches!(c, '\n' | '\r' | '\t')));
+    if let Some((at, c)) = bad {
+        return Err(Error::invalid(format!(
+            "option '{path}' contains the control character U+{:04X} at byte {at}; {}",
+            c as u32,
+            if text {
+                "text options may hold line breaks and tabs, no other control characters"
+            } else {
+                "names hold no control characters"
+            }
+        )));
+    }
+    Ok(())
 }
 
 fn check_choices(opt: &Opt, value: Value, path: &str) -> Result<Value> {
@@ -402,12 +516,31 @@ fn coerce(
         Kind::Raw => v.clone(),
         Kind::Bool => Value::Bool(coerce_bool(v).ok_or_else(bad)?),
         Kind::Int => match v {
-            Value::Number(n) if n.is_i64() || n.is_u64() => v.clone(),
+            Value::Number(n) if n.is_i64() => v.clone(),
+            Value::Number(n) if n.is_u64() => {
+                return Err(Error::invalid(format!(
+                    "option '{path}': {n} is too large for an integer option"
+                )))
+            }
             Value::Number(n) => match n.as_f64() {
                 Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Value::from(f as i64),
                 _ => return Err(bad()),
             },
-            Value::String(s) => Value::from(s.trim().parse::<i64>().map_err(|_| bad())?),
+            Value::String(s) => match s.trim().parse::<i64>() {
+                Ok(i) => Value::from(i),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow
+                    ) =>
+                {
+                    return Err(Error::invalid(format!(
+                        "option '{path}': {} is too large for an integer option",
+                        s.trim()
+                    )))
+                }
+                Err(_) => return Err(bad()),
+            },
             _ => return Err(bad()),
         },
         Kind::Str => match v {

@@ -12,6 +12,8 @@ use std::collections::{BTreeMap, VecDeque};
 pub struct FakeRunner {
     expected: VecDeque<(Vec<String>, Output)>,
     files: BTreeMap<String, String>,
+    /// The host lacks a UTF-8 C locale.
+    no_utf8: bool,
 }
 
 impl FakeRunner {
@@ -30,6 +32,16 @@ impl FakeRunner {
         self.files.insert(path.to_string(), content.to_string());
         self
     }
+    /// Play a host without a UTF-8 C locale.
+    pub fn without_utf8_locale(mut self) -> Self {
+        self.no_utf8 = true;
+        self
+    }
+}
+
+/// The hex text of `n` random bytes as the [`FakeRunner`] hands them out.
+pub fn first_random_hex(n: usize) -> String {
+    (0..n).map(|i| format!("{:02x}", i as u8)).collect()
 }
 
 /// Every expected command must have run: a leftover means the module skipped a call the
@@ -46,6 +58,19 @@ impl Drop for FakeRunner {
 impl Runner for FakeRunner {
     fn read_file(&mut self, path: &str) -> Option<String> {
         self.files.get(path).cloned()
+    }
+
+    fn utf8_locale(&self) -> bool {
+        !self.no_utf8
+    }
+
+    /// Not random at all: every call gives 00 01 02 ... (see [`first_random_hex`]), so
+    /// planned commands that hold random values are known to the test.
+    fn random(&mut self, buf: &mut [u8]) -> Result<()> {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        Ok(())
     }
 
     fn run(&mut self, argv: &[String], _stdin: Option<&str>) -> Result<Output> {

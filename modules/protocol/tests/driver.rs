@@ -203,10 +203,14 @@ fn failed_command_carries_cmd_rc_stderr_and_changed_so_far() {
         .unwrap()
         .contains("mtu greater than device maximum"));
     assert_eq!(
-        j["changed"], true,
-        "a write was attempted: the host may have changed"
+        j["changed"], false,
+        "the only write failed: nothing changed"
     );
-    assert_eq!(j["commands"], json!([SET]));
+    assert_eq!(j["commands"], json!([]));
+    assert_eq!(
+        j["msg"],
+        "command 'ip link set ens32 mtu 9000' failed (rc 2): Error: mtu greater than device maximum."
+    );
 }
 
 #[test]
@@ -220,7 +224,14 @@ fn verification_failure_is_reported() {
     );
     assert_eq!(r.rc, 1);
     assert_eq!(r.json["error_kind"], "verification_failed");
-    assert_eq!(r.json["msg"], "link ens32: mtu is 1500 after the change");
+    assert_eq!(
+        r.json["msg"],
+        "link ens32: mtu is 1500 after the change. Changed before the failure: set mtu of ens32 to 9000"
+    );
+    assert_eq!(
+        r.json["changed"], true,
+        "the write succeeded: the host changed"
+    );
 }
 
 #[test]
@@ -232,4 +243,217 @@ fn the_test_double_fails_a_test_whose_expected_command_never_ran() {
             .expect(SHOW, mtu(1500))
             .expect(SET, Output::ok("")),
     );
+}
+
+/// A module with two steps, for failures midway and roll-backs: sets the MTU, then the
+/// alias; `rollback` puts the MTU back when the second step fails.
+struct Two;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct P2 {
+    name: String,
+    rollback: bool,
+}
+
+impl Module for Two {
+    const NAME: &'static str = "two";
+    type Params = P2;
+    type State = ();
+    fn spec() -> Spec {
+        Spec::new()
+            .opt(Opt::str("name").required())
+            .opt(Opt::bool("rollback").default(false))
+    }
+    fn query(_ctx: &mut Ctx, _p: &P2) -> Result<()> {
+        Ok(())
+    }
+    fn plan(_ctx: &mut Ctx, p: &P2, _cur: &()) -> Result<Plan> {
+        let mut plan = Plan::default();
+        plan.push(Action::new(
+            "set mtu",
+            ["ip", "link", "set", "dev", p.name.as_str(), "mtu", "9000"],
+        ));
+        plan.push(Action::new(
+            "set alias",
+            ["ip", "link", "set", "dev", p.name.as_str(), "alias", "x"],
+        ));
+        Ok(plan)
+    }
+    fn apply(ctx: &mut Ctx, p: &P2, _cur: &(), plan: &Plan) -> Result<()> {
+        ctx.write(&plan.actions[0].argv, None)?;
+        if let Err(e) = ctx.write(&plan.actions[1].argv, None) {
+            if p.rollback {
+                ctx.write(
+                    &["ip", "link", "set", "dev", p.name.as_str(), "mtu", "1500"],
+                    None,
+                )?;
+                ctx.rolled_back = true;
+                return Err(e.context("setting the alias failed; the MTU was put back"));
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failure_midway_says_what_was_done_and_what_was_not() {
+    let r = run_module::<Two>(
+        json!({"name": "ens32"}),
+        FakeRunner::new()
+            .expect(
+                &["ip", "link", "set", "dev", "ens32", "mtu", "9000"],
+                Output::ok(""),
+            )
+            .expect(
+                &["ip", "link", "set", "dev", "ens32", "alias", "x"],
+                Output::fail(2, "Error: no.\n"),
+            ),
+    );
+    assert_eq!(r.json["failed"], true);
+    assert_eq!(r.json["changed"], true);
+    assert_eq!(
+        r.json["msg"],
+        "command 'ip link set dev ens32 alias x' failed (rc 2): Error: no.. Changed before the failure: set mtu. Not done: set alias"
+    );
+    assert_eq!(
+        r.json["commands"],
+        json!([["ip", "link", "set", "dev", "ens32", "mtu", "9000"]])
+    );
+}
+
+#[test]
+fn a_rolled_back_run_is_no_change() {
+    let r = run_module::<Two>(
+        json!({"name": "ens32", "rollback": true}),
+        FakeRunner::new()
+            .expect(
+                &["ip", "link", "set", "dev", "ens32", "mtu", "9000"],
+                Output::ok(""),
+            )
+            .expect(
+                &["ip", "link", "set", "dev", "ens32", "alias", "x"],
+                Output::fail(2, "Error: no.\n"),
+            )
+            .expect(
+                &["ip", "link", "set", "dev", "ens32", "mtu", "1500"],
+                Output::ok(""),
+            ),
+    );
+    assert_eq!(r.json["failed"], true);
+    assert_eq!(r.json["changed"], false);
+    assert!(r.json["msg"]
+        .as_str()
+        .unwrap()
+        .starts_with("setting the alias failed; the MTU was put back: command"));
+}
+
+#[test]
+fn no_log_hides_option_values_in_msg_commands_objects_and_diff() {
+    let r = run_module::<Toy>(
+        json!({"name": "ens32", "mtu": 9000, "_ansible_no_log": true, "_ansible_diff": true}),
+        FakeRunner::new()
+            .expect(SHOW, mtu(1500))
+            .expect(SET, Output::ok(""))
+            .expect(SHOW, mtu(9000)),
+    );
+    let text = r.json.to_string();
+    assert!(!text.contains("ens32"), "{text}");
+    assert!(!text.contains("9000"), "{text}");
+    assert_eq!(r.json["msg"], "Set mtu of ******** to ********");
+    assert_eq!(
+        r.json["commands"],
+        json!([["ip", "link", "set", MASK, "mtu", MASK]])
+    );
+    assert_eq!(r.json["link"], json!({"name": MASK, "mtu": MASK}));
+    assert_eq!(r.json["diff"]["after"], json!({"mtu": MASK}));
+    assert_eq!(
+        r.json["diff"]["before"],
+        json!({"mtu": 1500}),
+        "not a task value"
+    );
+    // Without no_log nothing is hidden.
+    let r = run_module::<Toy>(
+        json!({"name": "ens32", "mtu": 1500}),
+        FakeRunner::new().expect(SHOW, mtu(1500)),
+    );
+    assert_eq!(r.json["link"], json!({"name": "ens32", "mtu": 1500}));
+}
+
+#[test]
+fn no_log_option_values_never_appear_in_failures() {
+    let r = run_module::<Toy>(
+        json!({"name": "s3cret-link", "token": "s3cret-link"}),
+        FakeRunner::new().expect(
+            &["ip", "-j", "link", "show", "s3cret-link"],
+            Output::fail(1, "Device \"s3cret-link\" does not exist.\n"),
+        ),
+    );
+    assert_eq!(r.json["failed"], true);
+    assert!(!r.json.to_string().contains("s3cret"), "{}", r.json);
+}
+
+const MASK: &str = "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER";
+
+#[test]
+fn bounds_are_checked_before_anything_runs() {
+    for (args, kind, msg) in [
+        (
+            json!({"name": "ens32", "mtu": 18446744073709551615u64}),
+            "invalid_argument",
+            "option 'mtu': 18446744073709551615 is too large for an integer option",
+        ),
+        (
+            json!({"name": "ens32", "mtu": "99999999999999999999"}),
+            "invalid_argument",
+            "option 'mtu': 99999999999999999999 is too large for an integer option",
+        ),
+        (
+            json!({"name": "ens\u{0}32"}),
+            "invalid_argument",
+            "option 'name' contains the control character U+0000 at byte 3; names hold no control characters",
+        ),
+        (
+            json!({"name": "ens32\nx"}),
+            "invalid_argument",
+            "option 'name' contains the control character U+000A at byte 5; names hold no control characters",
+        ),
+    ] {
+        let r = run_module::<Toy>(args, FakeRunner::new());
+        assert_eq!(r.json["error_kind"], kind);
+        assert_eq!(r.json["msg"], msg);
+        assert_eq!(r.json["changed"], false);
+        assert!(r.calls.is_empty());
+    }
+    // A 10 MB value is refused and not echoed back.
+    let big = "x".repeat(10 << 20);
+    let r = run_module::<Toy>(json!({"name": big}), FakeRunner::new());
+    assert_eq!(
+        r.json["msg"],
+        "option 'name' is 10485760 bytes long; at most 1024"
+    );
+    assert!(
+        r.json.to_string().len() < 2000,
+        "the result echoes the value"
+    );
+}
+
+#[test]
+fn names_outside_ascii_need_a_utf8_locale() {
+    let r = run_module::<Toy>(
+        json!({"name": "brü"}),
+        FakeRunner::new().without_utf8_locale(),
+    );
+    assert_eq!(r.json["error_kind"], "not_supported");
+    assert!(r.json["msg"].as_str().unwrap().starts_with(
+        "option 'name': 'brü' holds characters outside ASCII, and this host has no UTF-8 C locale"
+    ));
+    assert!(r.calls.is_empty());
+    // With the locale, the name reaches the tools as it is.
+    let r = run_module::<Toy>(
+        json!({"name": "brü"}),
+        FakeRunner::new().expect(&["ip", "-j", "link", "show", "brü"], mtu(1500)),
+    );
+    assert_eq!(r.json["failed"], false, "{}", r.json);
 }
