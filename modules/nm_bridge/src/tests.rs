@@ -479,3 +479,56 @@ fn a_guest_tap_on_the_bridge_is_never_taken_for_a_port_to_remove() {
     assert!(!deletes.iter().any(|c| c.contains(VNET)), "{deletes:?}");
     assert!(deletes.iter().any(|c| c.contains(PORT)), "{deletes:?}");
 }
+
+#[test]
+fn a_profile_vanishing_between_the_two_reads_makes_the_read_start_again() {
+    // NetworkManager dropped a generated profile after the list call: nmcli answers rc 10
+    // for it (and prints nothing after it); the read starts over from a new list.
+    let pa = props(&[LO, BR, VIRBR, PORT]);
+    let pa: Vec<&str> = pa.iter().map(String::as_str).collect();
+    let vanished = Output::fail(10, &format!("Error: {VIRBR} - no such connection profile.\n"));
+    let r = run_module::<NmBridge>(
+        json!({"name": "br0", "state": "absent", "_ansible_check_mode": true}),
+        FakeRunner::new()
+            .expect(LIST_ARGV, Output::ok(ADOPTED_LIST))
+            .expect(&pa, vanished)
+            .expect(LIST_ARGV, Output::ok(ADOPTED_LIST))
+            .expect(&pa, Output::ok(ADOPTED_PROPS))
+            .expect(IP_ARGV, Output::ok(ADOPTED_ADDR)),
+    );
+    assert_eq!(r.rc, 0, "{}", r.json);
+    assert_eq!(
+        cmds(&r.json),
+        vec![argv(&format!("nmcli con delete uuid {BR} uuid {PORT}"))]
+    );
+}
+
+#[test]
+fn absent_takes_profiles_already_gone_as_deleted() {
+    // Another actor deleted the port profile between our read and our delete: nmcli
+    // deletes the rest and answers rc 10; the run succeeds and reports the change.
+    let del = format!("nmcli con delete uuid {BR} uuid {PORT}");
+    let del: Vec<&str> = del.split(' ').collect();
+    let lo_props = format!("connection.id:lo\nconnection.uuid:{LO}\nconnection.type:loopback\n");
+    let r = run_module::<NmBridge>(
+        json!({"name": "br0", "state": "absent"}),
+        adopted()
+            .expect(
+                &del,
+                Output {
+                    rc: 10,
+                    stdout: format!("Connection 'br0' ({BR}) successfully deleted.\n"),
+                    stderr: format!("Error: unknown connection '{PORT}'.\nError: cannot delete unknown connection(s): uuid '{PORT}'.\n"),
+                },
+            )
+            .expect(LIST_ARGV, Output::ok(&format!("{LO}:loopback:lo:activated:\n")))
+            .expect(
+                &props(&[LO]).iter().map(String::as_str).collect::<Vec<_>>(),
+                Output::ok(&lo_props),
+            )
+            .expect(IP_ARGV, Output::ok("[]")),
+    );
+    assert_eq!(r.rc, 0, "{}", r.json);
+    assert_eq!(r.json["changed"], json!(true));
+    assert_eq!(r.json["commands"], json!([del]));
+}
