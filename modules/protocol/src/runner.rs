@@ -260,6 +260,15 @@ mod tests {
     }
 
     #[test]
+    fn a_command_that_cannot_start_is_not_a_missing_dependency() {
+        let e = SystemRunner::default()
+            .run(&argv(&["echo", "a\0b"]), None)
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::CommandFailed);
+        assert!(e.msg.starts_with("could not start echo:"), "{}", e.msg);
+    }
+
+    #[test]
     fn failure_message_names_command_and_stderr() {
         let e = command_failed(
             &argv(&["nmcli", "con", "show", "my br"]),
