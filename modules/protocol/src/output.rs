@@ -1,7 +1,8 @@
 //! The one JSON object a module prints.
 
+use crate::ctx::Ctx;
 use crate::error::Error;
-use crate::module::{Ctx, Plan};
+use crate::plan::Diff;
 use crate::spec::Spec;
 use serde_json::{json, Map, Value};
 use std::io::Write;
@@ -198,43 +199,49 @@ pub fn capitalise(s: &str) -> String {
     }
 }
 
-fn default_msg(plan: &Plan, check: bool) -> String {
-    if !plan.changed() {
+/// What a run that did not fail reports, from its plan.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub changed: bool,
+    /// The steps' summaries joined with `; ` (the default message).
+    pub summaries: String,
+    pub msg: Option<String>,
+    pub result: Map<String, Value>,
+    pub diffs: Vec<Diff>,
+    pub restart_required: Option<bool>,
+}
+
+fn default_msg(o: &Outcome, check: bool) -> String {
+    if !o.changed {
         "already in the requested state".to_string()
     } else if check {
-        format!("would {}", plan.summaries())
+        format!("would {}", o.summaries)
     } else {
-        capitalise(&plan.summaries())
+        capitalise(&o.summaries)
     }
 }
 
-pub fn success(plan: &Plan, args: &Value, ctx: &Ctx) -> Value {
-    let mut r = Map::new();
-    for (k, v) in &plan.result {
-        r.insert(k.clone(), v.clone());
-    }
-    r.insert("changed".into(), json!(plan.changed()));
+pub fn success(o: &Outcome, args: &Value, ctx: &Ctx) -> Value {
+    let mut r = o.result.clone();
+    r.insert("changed".into(), json!(o.changed));
     r.insert("failed".into(), json!(false));
     r.insert(
         "msg".into(),
-        json!(plan
+        json!(o
             .msg
             .clone()
-            .unwrap_or_else(|| default_msg(plan, ctx.check_mode()))),
+            .unwrap_or_else(|| default_msg(o, ctx.check_mode()))),
     );
     r.insert("commands".into(), json!(ctx.commands));
-    if let Some(rr) = plan.restart_required {
+    if let Some(rr) = o.restart_required {
         r.insert("restart_required".into(), json!(rr));
     }
     if ctx.flags.diff {
-        let diffs: Vec<Value> = plan.diffs.iter().map(|d| d.to_json()).collect();
+        let mut diffs: Vec<Value> = o.diffs.iter().map(Diff::to_json).collect();
         match diffs.len() {
             0 => {}
             1 => {
-                r.insert(
-                    "diff".into(),
-                    diffs.into_iter().next().unwrap_or(Value::Null),
-                );
+                r.insert("diff".into(), diffs.remove(0));
             }
             _ => {
                 r.insert("diff".into(), Value::Array(diffs));

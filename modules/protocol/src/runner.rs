@@ -55,6 +55,11 @@ pub trait Runner {
             .and_then(|mut f| f.read_exact(buf))
             .map_err(|e| Error::bug(format!("cannot read /dev/urandom: {e}")))
     }
+    /// Time since the runner was made.
+    fn now(&self) -> std::time::Duration;
+    fn sleep(&mut self, d: std::time::Duration) {
+        std::thread::sleep(d)
+    }
 }
 
 /// Where glibc keeps compiled locales; a UTF-8 C locale is a directory there (Debian,
@@ -119,6 +124,7 @@ pub struct SystemRunner {
     pub spawned: usize,
     /// `LC_ALL` for every program (see [`host_locale`]).
     pub locale: &'static str,
+    started: std::time::Instant,
 }
 
 impl Default for SystemRunner {
@@ -126,6 +132,7 @@ impl Default for SystemRunner {
         SystemRunner {
             spawned: 0,
             locale: host_locale(),
+            started: std::time::Instant::now(),
         }
     }
 }
@@ -158,6 +165,10 @@ fn search_path() -> String {
 impl Runner for SystemRunner {
     fn utf8_locale(&self) -> bool {
         self.locale != "C"
+    }
+
+    fn now(&self) -> std::time::Duration {
+        self.started.elapsed()
     }
 
     fn run(&mut self, argv: &[String], stdin: Option<&str>) -> Result<Output> {

@@ -260,67 +260,55 @@ impl Spec {
         prefix: &str,
         warnings: &mut Vec<String>,
     ) -> Result<Map<String, Value>> {
-        let unknown: Vec<String> = raw
-            .keys()
-            .filter(|k| self.find(k).is_none())
-            .map(|k| format!("{prefix}{k}"))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(Error::invalid(format!(
-                "Unsupported parameters for ({module}) module: {}. Supported parameters include: {}.",
-                unknown.join(", "),
-                self.supported_list()
-            )));
-        }
+        self.refuse_unknown(raw, module, prefix)?;
         let mut out = Map::new();
         for opt in &self.options {
             let path = format!("{prefix}{}", opt.name);
-            // The value given under the name or any alias; null means omitted.
-            let mut given: Option<(&str, &Value)> = None;
-            for key in std::iter::once(&opt.name).chain(opt.aliases.iter()) {
-                if let Some(v) = raw.get(*key).filter(|v| !v.is_null()) {
-                    if let Some((first, fv)) = given {
-                        if fv != v {
-                            return Err(Error::invalid(format!(
-                                "option '{path}' is given twice with different values (as '{first}' and '{key}')"
-                            )));
-                        }
-                    } else {
-                        given = Some((key, v));
-                    }
-                }
-            }
-            let value = match (given, &opt.default) {
-                (Some((_, v)), _) => {
+            let value = match (given(opt, raw, &path)?, &opt.default) {
+                (Some(v), _) => {
                     let v = coerce(&opt.kind, v, &path, module, warnings)?;
                     check_bounds(opt, &v, &path)?;
                     v
                 }
                 (None, Some(d)) => d.clone(),
-                (None, None) => {
-                    if opt.required {
-                        return Err(Error::invalid(format!("missing required option: {path}")));
-                    }
-                    continue;
+                (None, None) if opt.required => {
+                    return Err(Error::invalid(format!("missing required option: {path}")))
                 }
+                (None, None) => continue,
             };
-            let value = check_choices(opt, value, &path)?;
-            out.insert(opt.name.to_string(), value);
+            out.insert(opt.name.to_string(), check_choices(opt, value, &path)?);
         }
+        self.check_relations(&out, prefix)?;
+        Ok(out)
+    }
+
+    fn refuse_unknown(&self, raw: &Map<String, Value>, module: &str, prefix: &str) -> Result<()> {
+        let unknown: Vec<String> = raw
+            .keys()
+            .filter(|k| self.find(k).is_none())
+            .map(|k| format!("{prefix}{k}"))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "Unsupported parameters for ({module}) module: {}. Supported parameters include: {}.",
+            unknown.join(", "),
+            self.supported_list()
+        )))
+    }
+
+    /// mutually_exclusive, required_if and required_by on the validated options.
+    fn check_relations(&self, out: &Map<String, Value>, prefix: &str) -> Result<()> {
+        let dotted = |keys: &mut dyn Iterator<Item = &&str>| -> Vec<String> {
+            keys.map(|k| format!("{prefix}{k}")).collect()
+        };
         for group in &self.mutually_exclusive {
-            let present: Vec<&str> = group
-                .iter()
-                .copied()
-                .filter(|k| out.contains_key(*k))
-                .collect();
+            let present = dotted(&mut group.iter().filter(|k| out.contains_key(**k)));
             if present.len() > 1 {
                 return Err(Error::invalid(format!(
                     "options are mutually exclusive: {}",
-                    present
-                        .iter()
-                        .map(|k| format!("{prefix}{k}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    present.join(", ")
                 )));
             }
         }
@@ -330,36 +318,81 @@ impl Spec {
                 Some(Value::Bool(b)) => coerce_bool(&Value::String(value.to_string())) == Some(*b),
                 _ => false,
             };
-            if matches {
-                let missing: Vec<String> = needed
-                    .iter()
-                    .filter(|k| !out.contains_key(**k))
-                    .map(|k| format!("{prefix}{k}"))
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(Error::invalid(format!(
-                        "{prefix}{key} is {value} but the following option is missing: {}",
-                        missing.join(", ")
-                    )));
-                }
+            let missing = dotted(&mut needed.iter().filter(|k| !out.contains_key(**k)));
+            if matches && !missing.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{prefix}{key} is {value} but the following option is missing: {}",
+                    missing.join(", ")
+                )));
             }
         }
         for (key, needed) in &self.required_by {
-            if out.contains_key(*key) {
-                let missing: Vec<String> = needed
-                    .iter()
-                    .filter(|k| !out.contains_key(**k))
-                    .map(|k| format!("{prefix}{k}"))
-                    .collect();
-                if !missing.is_empty() {
-                    return Err(Error::invalid(format!(
-                        "option '{prefix}{key}' requires: {}",
-                        missing.join(", ")
-                    )));
-                }
+            let missing = dotted(&mut needed.iter().filter(|k| !out.contains_key(**k)));
+            if out.contains_key(*key) && !missing.is_empty() {
+                return Err(Error::invalid(format!(
+                    "option '{prefix}{key}' requires: {}",
+                    missing.join(", ")
+                )));
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The options in Ansible's argument_spec form (what `MODULE --spec` prints): type,
+    /// required, default, choices, aliases, elements, sub-options, no_log.
+    pub fn to_argument_spec(&self) -> Value {
+        let mut out = Map::new();
+        for o in &self.options {
+            let mut m = Map::new();
+            let (ty, elements) = match &o.kind {
+                Kind::Str => ("str", None),
+                Kind::Bool => ("bool", None),
+                Kind::Int => ("int", None),
+                Kind::Raw => ("raw", None),
+                Kind::Dict(_) => ("dict", None),
+                Kind::List(e) => (
+                    "list",
+                    Some(match e.as_ref() {
+                        Kind::Str => "str",
+                        Kind::Bool => "bool",
+                        Kind::Int => "int",
+                        Kind::Dict(_) => "dict",
+                        Kind::List(_) => "list",
+                        Kind::Raw => "raw",
+                    }),
+                ),
+            };
+            m.insert("type".into(), Value::from(ty));
+            if let Some(e) = elements {
+                m.insert("elements".into(), Value::from(e));
+            }
+            m.insert("required".into(), Value::Bool(o.required));
+            if let Some(d) = &o.default {
+                m.insert("default".into(), d.clone());
+            }
+            if !o.choices.is_empty() {
+                m.insert("choices".into(), Value::from(o.choices.clone()));
+            }
+            if !o.aliases.is_empty() {
+                m.insert("aliases".into(), Value::from(o.aliases.clone()));
+            }
+            if o.no_log {
+                m.insert("no_log".into(), Value::Bool(true));
+            }
+            let sub = match &o.kind {
+                Kind::Dict(s) => Some(s),
+                Kind::List(e) => match e.as_ref() {
+                    Kind::Dict(s) => Some(s),
+                    _ => None,
+                },
+                _ => None,
+            };
+            if let Some(s) = sub {
+                m.insert("options".into(), s.to_argument_spec());
+            }
+            out.insert(o.name.to_string(), Value::Object(m));
+        }
+        Value::Object(out)
     }
 
     /// The first value (dotted path, value) of a name or word option that holds a
@@ -409,6 +442,27 @@ impl Spec {
         }
         v
     }
+}
+
+/// The value given under the option's name or any alias (null means omitted); the same
+/// option given twice with different values is an error.
+fn given<'a>(opt: &Opt, raw: &'a Map<String, Value>, path: &str) -> Result<Option<&'a Value>> {
+    let mut found: Option<(&str, &Value)> = None;
+    for key in std::iter::once(&opt.name).chain(opt.aliases.iter()) {
+        let Some(v) = raw.get(*key).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        match found {
+            Some((first, fv)) if fv != v => {
+                return Err(Error::invalid(format!(
+                    "option '{path}' is given twice with different values (as '{first}' and '{key}')"
+                )))
+            }
+            Some(_) => {}
+            None => found = Some((key, v)),
+        }
+    }
+    Ok(found.map(|(_, v)| v))
 }
 
 /// Ranges, lengths and characters, checked on the coerced value so that the message

@@ -1,5 +1,10 @@
-//! A recording test double for [`Runner`]: unit tests list the exact argv they expect,
-//! in order, with canned outputs captured from the real tools.
+//! A recording test double for [`Runner`], and the golden-case harness every module's
+//! unit tests run through.
+//!
+//! The double is ordered and strict: a test lists every command it expects, with its
+//! stdin, in order, and the output the real tool gave (captured in a lab); a command that
+//! differs, an unexpected stdin, or an expected command that never ran fails the test.
+//! Randomness is predictable, and time is a clock that moves only when the module sleeps.
 
 use crate::args::{AnsibleFlags, Invocation};
 use crate::error::{Error, Result};
@@ -7,23 +12,45 @@ use crate::module::{run_with, Module, RunReport};
 use crate::runner::{display_argv, Output, Runner};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+struct Expected {
+    argv: Vec<String>,
+    stdin: Option<String>,
+    out: Output,
+}
 
 #[derive(Debug, Default)]
 pub struct FakeRunner {
-    expected: VecDeque<(Vec<String>, Output)>,
+    expected: VecDeque<Expected>,
     files: BTreeMap<String, String>,
     /// The host lacks a UTF-8 C locale.
     no_utf8: bool,
+    clock: Duration,
 }
 
 impl FakeRunner {
     pub fn new() -> Self {
         Self::default()
     }
-    /// Expect `argv` next, answering `out`.
+    /// Expect `argv` next, without stdin, answering `out`.
     pub fn expect(mut self, argv: &[&str], out: Output) -> Self {
-        self.expected
-            .push_back((argv.iter().map(|s| s.to_string()).collect(), out));
+        self.expected.push_back(Expected {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            stdin: None,
+            out,
+        });
+        self
+    }
+    /// Expect `argv` next with exactly `stdin` on its standard input, answering `out`.
+    pub fn expect_stdin(mut self, argv: &[&str], stdin: &str, out: Output) -> Self {
+        self.expected.push_back(Expected {
+            argv: argv.iter().map(|s| s.to_string()).collect(),
+            stdin: Some(stdin.to_string()),
+            out,
+        });
         self
     }
     /// Serve `content` for `path` to [`Ctx::read_file`](crate::Ctx::read_file); any other
@@ -49,7 +76,7 @@ pub fn first_random_hex(n: usize) -> String {
 impl Drop for FakeRunner {
     fn drop(&mut self) {
         if !self.expected.is_empty() && !std::thread::panicking() {
-            let left: Vec<String> = self.expected.iter().map(|(a, _)| display_argv(a)).collect();
+            let left: Vec<String> = self.expected.iter().map(|e| display_argv(&e.argv)).collect();
             panic!("test double: expected commands never ran: {left:?}");
         }
     }
@@ -73,19 +100,37 @@ impl Runner for FakeRunner {
         Ok(())
     }
 
-    fn run(&mut self, argv: &[String], _stdin: Option<&str>) -> Result<Output> {
-        match self.expected.pop_front() {
-            Some((want, out)) if want == argv => Ok(out),
-            Some((want, _)) => Err(Error::bug(format!(
-                "test double: expected `{}`, got `{}`",
-                display_argv(&want),
-                display_argv(argv)
-            ))),
-            None => Err(Error::bug(format!(
+    fn now(&self) -> Duration {
+        self.clock
+    }
+
+    fn sleep(&mut self, d: Duration) {
+        self.clock += d;
+    }
+
+    fn run(&mut self, argv: &[String], stdin: Option<&str>) -> Result<Output> {
+        let Some(want) = self.expected.pop_front() else {
+            return Err(Error::bug(format!(
                 "test double: unexpected command `{}`",
                 display_argv(argv)
-            ))),
+            )));
+        };
+        if want.argv != argv {
+            return Err(Error::bug(format!(
+                "test double: expected `{}`, got `{}`",
+                display_argv(&want.argv),
+                display_argv(argv)
+            )));
         }
+        if want.stdin.as_deref() != stdin {
+            return Err(Error::bug(format!(
+                "test double: `{}` expected stdin {:?}, got {:?}",
+                display_argv(argv),
+                want.stdin,
+                stdin
+            )));
+        }
+        Ok(want.out)
     }
 }
 
@@ -114,15 +159,133 @@ pub fn commands(result: &Value) -> Vec<String> {
             cmds.iter()
                 .map(|c| {
                     c.as_array()
-                        .map(|a| {
-                            a.iter()
-                                .filter_map(Value::as_str)
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                        })
+                        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
                         .unwrap_or_default()
                 })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// Golden cases
+
+/// The variable that makes [`run_cases`] write each case's `result.json` from what the
+/// module now returns instead of comparing (`KVMNET_BLESS=1 cargo test`). Review the diff
+/// before committing it.
+pub const BLESS: &str = "KVMNET_BLESS";
+
+/// A text in a case file: inline, or `{"file": "relative/path"}` (to the case folder).
+fn text(case: &Path, v: &Value, what: &str) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(m) => {
+            let rel = m
+                .get("file")
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| panic!("{}: {what}: want a string or {{\"file\": ...}}", case.display()));
+            let p = case.join(rel);
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        }
+        Value::Null => String::new(),
+        other => panic!("{}: {what}: not text: {other}", case.display()),
+    }
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    let t = std::fs::read_to_string(path).ok()?;
+    Some(serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+/// The test double a case describes: `calls.json` (every command in order: `argv`,
+/// optional `stdin`, the answer's `rc`, `stdout`, `stderr`), `files.json` (paths the
+/// module reads directly) and `host.json` (`{"utf8_locale": false}`).
+fn case_runner(case: &Path) -> FakeRunner {
+    let mut r = FakeRunner::new();
+    let calls = read_json(&case.join("calls.json")).unwrap_or(Value::Array(Vec::new()));
+    for (i, c) in calls.as_array().into_iter().flatten().enumerate() {
+        let what = format!("calls[{i}]");
+        let argv: Vec<String> = serde_json::from_value(c["argv"].clone())
+            .unwrap_or_else(|e| panic!("{}: {what}.argv: {e}", case.display()));
+        let out = Output {
+            rc: c["rc"].as_i64().unwrap_or(0) as i32,
+            stdout: text(case, &c["stdout"], &what),
+            stderr: text(case, &c["stderr"], &what),
+        };
+        let stdin = c.get("stdin").filter(|v| !v.is_null()).map(|v| text(case, v, &what));
+        r.expected.push_back(Expected { argv, stdin, out });
+    }
+    if let Some(Value::Object(files)) = read_json(&case.join("files.json")) {
+        for (path, v) in &files {
+            r.files.insert(path.clone(), text(case, v, path));
+        }
+    }
+    if let Some(h) = read_json(&case.join("host.json")) {
+        r.no_utf8 = h["utf8_locale"] == Value::Bool(false);
+    }
+    r
+}
+
+/// Run one case folder: `args.json` through module `M` against the double; the result
+/// must equal `result.json` (or, with [`BLESS`], is written there). Returns a failure
+/// description.
+pub fn run_case<M: Module>(case: &Path) -> std::result::Result<(), String> {
+    let args = read_json(&case.join("args.json"))
+        .ok_or_else(|| format!("{}: no args.json", case.display()))?;
+    let runner = case_runner(case);
+    let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_module::<M>(args, runner)
+    }))
+    .map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        format!("{}: {msg}", case.display())
+    })?;
+    let expected_rc = if report.json["failed"] == Value::Bool(true) { 1 } else { 0 };
+    if report.rc != expected_rc {
+        return Err(format!("{}: rc {} for {}", case.display(), report.rc, report.json));
+    }
+    let path = case.join("result.json");
+    let pretty = serde_json::to_string_pretty(&report.json).unwrap_or_default() + "\n";
+    if std::env::var_os(BLESS).is_some() {
+        std::fs::write(&path, pretty).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Ok(());
+    }
+    let want = read_json(&path).ok_or_else(|| {
+        format!("{}: no result.json (run with {BLESS}=1 to write it)", case.display())
+    })?;
+    if want != report.json {
+        return Err(format!(
+            "{}: result differs (run with {BLESS}=1 to accept it)\n--- want\n{}\n--- got\n{pretty}",
+            case.display(),
+            serde_json::to_string_pretty(&want).unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+/// Run every case folder under `dir` (each subfolder holding an `args.json`); fails the
+/// test listing every case that failed.
+pub fn run_cases<M: Module>(dir: &str) {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("args.json").is_file())
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "{dir}: no cases");
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| run_case::<M>(c).err())
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n\n")
+    );
 }

@@ -2,7 +2,7 @@
 //! failures, verification.
 
 use kvmnet_protocol::testing::{run_module, FakeRunner};
-use kvmnet_protocol::{Action, Ctx, Diff, Error, Module, Opt, Output, Plan, Result, Spec};
+use kvmnet_protocol::{Action, Ctx, Diff, Env, Error, Module, Opt, Output, Plan, Result, Spec};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -22,7 +22,9 @@ struct P {
 impl Module for Toy {
     const NAME: &'static str = "toy";
     type Params = P;
-    type State = i64;
+    type Current = i64;
+    type Desired = i64;
+    type Action = Action;
     fn spec() -> Spec {
         Spec::new()
             .opt(Opt::str("name").required())
@@ -34,14 +36,14 @@ impl Module for Toy {
                     .default("present"),
             )
     }
-    fn query(ctx: &mut Ctx, p: &P) -> Result<i64> {
+    fn read(ctx: &mut Ctx, p: &P) -> Result<i64> {
         let out = ctx.read(&["ip", "-j", "link", "show", p.name.as_str()])?;
         let v: Value = serde_json::from_str(&out.stdout)?;
         v[0]["mtu"].as_i64().ok_or_else(|| Error::bug("no mtu"))
     }
-    fn plan(_ctx: &mut Ctx, p: &P, cur: &i64) -> Result<Plan> {
-        let mut plan = Plan::default();
+    fn plan(_env: &mut Env, p: &P, cur: &i64) -> Result<Plan<i64, Action>> {
         let want = p.mtu.unwrap_or(*cur);
+        let mut plan = Plan::new(want);
         if want != *cur {
             let mtu = want.to_string();
             plan.push(Action::new(
@@ -57,9 +59,9 @@ impl Module for Toy {
         plan.set("link", json!({"name": p.name, "mtu": want}));
         Ok(plan)
     }
-    fn verify(ctx: &mut Ctx, p: &P, plan: &mut Plan) -> Result<()> {
-        let now = Self::query(ctx, p)?;
-        if Some(now) != p.mtu {
+    fn verify(ctx: &mut Ctx, p: &P, plan: &mut Plan<i64, Action>) -> Result<()> {
+        let now = Self::read(ctx, p)?;
+        if now != plan.desired {
             return Err(Error::verification(format!(
                 "link {}: mtu is {now} after the change",
                 p.name
@@ -259,17 +261,19 @@ struct P2 {
 impl Module for Two {
     const NAME: &'static str = "two";
     type Params = P2;
-    type State = ();
+    type Current = ();
+    type Desired = ();
+    type Action = Action;
     fn spec() -> Spec {
         Spec::new()
             .opt(Opt::str("name").required())
             .opt(Opt::bool("rollback").default(false))
     }
-    fn query(_ctx: &mut Ctx, _p: &P2) -> Result<()> {
+    fn read(_ctx: &mut Ctx, _p: &P2) -> Result<()> {
         Ok(())
     }
-    fn plan(_ctx: &mut Ctx, p: &P2, _cur: &()) -> Result<Plan> {
-        let mut plan = Plan::default();
+    fn plan(_env: &mut Env, p: &P2, _cur: &()) -> Result<Plan<(), Action>> {
+        let mut plan = Plan::new(());
         plan.push(Action::new(
             "set mtu",
             ["ip", "link", "set", "dev", p.name.as_str(), "mtu", "9000"],
@@ -280,9 +284,9 @@ impl Module for Two {
         ));
         Ok(plan)
     }
-    fn apply(ctx: &mut Ctx, p: &P2, _cur: &(), plan: &Plan) -> Result<()> {
-        ctx.write(&plan.actions[0].argv, None)?;
-        if let Err(e) = ctx.write(&plan.actions[1].argv, None) {
+    fn apply(ctx: &mut Ctx, p: &P2, _cur: &(), plan: &mut Plan<(), Action>) -> Result<()> {
+        ctx.run_planned(&plan.actions[0])?;
+        if let Err(e) = ctx.run_planned(&plan.actions[1]) {
             if p.rollback {
                 ctx.write(
                     &["ip", "link", "set", "dev", p.name.as_str(), "mtu", "1500"],

@@ -1,0 +1,187 @@
+//! What a module sees of the world. [`Ctx`] reads and writes the host through the
+//! [`Runner`] (so the test double replays everything), keeps what changed, and hands out
+//! randomness, time and sleep. [`Env`] is the narrow view `plan` gets: check mode,
+//! warnings and randomness, but no way to read or change the host.
+
+use crate::args::AnsibleFlags;
+use crate::error::{Error, Result};
+use crate::plan::{Command, Step};
+use crate::runner::{command_failed, display_argv, Output, Runner};
+use std::time::Duration;
+
+pub struct Ctx {
+    pub flags: AnsibleFlags,
+    runner: Box<dyn Runner>,
+    pub warnings: Vec<String>,
+    /// Commands that changed something (or would have, in check mode): a write that
+    /// failed is not here (it changed nothing unless its caller accepted the failure).
+    pub commands: Vec<Vec<String>>,
+    /// What changed, in order: the summary of each step whose command succeeded, and
+    /// "ran ARGV" for a write outside the plan's steps (a fallback, a repair).
+    pub done: Vec<String>,
+    /// Every command run, reads included (tests, verbosity).
+    pub calls: Vec<Vec<String>>,
+    /// Set by a module that put back what it had changed (a checkpoint rolled back, a
+    /// previous definition restored): a failed run then reports `changed: false`.
+    pub rolled_back: bool,
+}
+
+fn to_argv<S: AsRef<str>>(argv: &[S]) -> Vec<String> {
+    argv.iter().map(|s| s.as_ref().to_string()).collect()
+}
+
+impl Ctx {
+    pub fn new(flags: AnsibleFlags, runner: Box<dyn Runner>) -> Self {
+        Ctx {
+            flags,
+            runner,
+            warnings: Vec::new(),
+            commands: Vec::new(),
+            done: Vec::new(),
+            calls: Vec::new(),
+            rolled_back: false,
+        }
+    }
+    pub fn check_mode(&self) -> bool {
+        self.flags.check_mode
+    }
+    pub fn warn(&mut self, msg: impl Into<String>) {
+        let m = msg.into();
+        if !self.warnings.contains(&m) {
+            self.warnings.push(m);
+        }
+    }
+    /// Whether programs run in a UTF-8 C locale (see [`Runner::utf8_locale`]).
+    pub fn utf8_locale(&self) -> bool {
+        self.runner.utf8_locale()
+    }
+    /// `n` random bytes (the test double makes them predictable).
+    pub fn random_bytes(&mut self, n: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; n];
+        self.runner.random(&mut buf)?;
+        Ok(buf)
+    }
+    /// `n` random bytes as lower-case hex.
+    pub fn random_hex(&mut self, n: usize) -> Result<String> {
+        Ok(self
+            .random_bytes(n)?
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+    /// Time since the run started (the test double's clock moves only when it sleeps).
+    pub fn now(&self) -> Duration {
+        self.runner.now()
+    }
+    /// Wait (the test double does not).
+    pub fn sleep(&mut self, d: Duration) {
+        self.runner.sleep(d)
+    }
+    /// Run a command that only reads; its exit status is the caller's to judge.
+    pub fn read_any<S: AsRef<str>>(&mut self, argv: &[S]) -> Result<Output> {
+        let argv = to_argv(argv);
+        self.calls.push(argv.clone());
+        self.runner.run(&argv, None)
+    }
+    /// Run a command that only reads; non-zero exit is an error naming the command.
+    pub fn read<S: AsRef<str>>(&mut self, argv: &[S]) -> Result<Output> {
+        let argv = to_argv(argv);
+        self.calls.push(argv.clone());
+        let out = self.runner.run(&argv, None)?;
+        if out.success() {
+            Ok(out)
+        } else {
+            Err(command_failed(&argv, &out))
+        }
+    }
+    /// Read a small host file (sysfs, a keyfile): cheaper than a command, and replayed by
+    /// the test double like commands are.
+    pub fn read_file(&mut self, path: &str) -> Option<String> {
+        self.runner.read_file(path)
+    }
+    /// Run a command that changes the host. Never runs in check mode. A command that
+    /// fails (or cannot start) is an error and counts as no change.
+    pub fn write<S: AsRef<str>>(&mut self, argv: &[S], stdin: Option<&str>) -> Result<Output> {
+        self.write_accepting(argv, stdin, |_| false)
+    }
+    /// Like [`Ctx::write`], but a non-zero exit that `accept` approves is a success (and a
+    /// change): the tool says the host is as wanted, e.g. "already gone" on a delete.
+    pub fn write_accepting<S: AsRef<str>>(
+        &mut self,
+        argv: &[S],
+        stdin: Option<&str>,
+        accept: impl Fn(&Output) -> bool,
+    ) -> Result<Output> {
+        let argv = to_argv(argv);
+        let what = format!("ran {}", display_argv(&argv));
+        let out = self.write_inner(argv, stdin, accept)?;
+        self.done.push(what);
+        Ok(out)
+    }
+
+    fn write_inner(
+        &mut self,
+        argv: Vec<String>,
+        stdin: Option<&str>,
+        accept: impl Fn(&Output) -> bool,
+    ) -> Result<Output> {
+        if self.flags.check_mode {
+            return Err(Error::bug(format!(
+                "a write was attempted in check mode: {}",
+                display_argv(&argv)
+            )));
+        }
+        self.calls.push(argv.clone());
+        let out = self.runner.run(&argv, stdin)?;
+        if out.success() || accept(&out) {
+            self.commands.push(argv);
+            Ok(out)
+        } else {
+            Err(command_failed(&argv, &out))
+        }
+    }
+    /// Run one step of the plan with `command` (the step's own, or one whose placeholders
+    /// apply has filled in); a success is remembered as done.
+    pub fn run_step(
+        &mut self,
+        step: &dyn Step,
+        command: &Command,
+        accept: impl Fn(&Output) -> bool,
+    ) -> Result<Output> {
+        let out = self.write_inner(command.argv.clone(), command.stdin.as_deref(), accept)?;
+        self.done.push(step.summary());
+        Ok(out)
+    }
+    /// Run one step with the command it planned.
+    pub fn run_planned(&mut self, step: &dyn Step) -> Result<Option<Output>> {
+        match step.command() {
+            Some(c) => self.run_step(step, &c, |_| false).map(Some),
+            None => {
+                self.done.push(step.summary());
+                Ok(None)
+            }
+        }
+    }
+    /// The view `plan` gets.
+    pub fn env(&mut self) -> Env<'_> {
+        Env { ctx: self }
+    }
+}
+
+/// What `plan` may use: it decides from the options and the current state alone, so it
+/// can neither read nor change the host.
+pub struct Env<'a> {
+    ctx: &'a mut Ctx,
+}
+
+impl Env<'_> {
+    pub fn check_mode(&self) -> bool {
+        self.ctx.check_mode()
+    }
+    pub fn warn(&mut self, msg: impl Into<String>) {
+        self.ctx.warn(msg)
+    }
+    pub fn random_bytes(&mut self, n: usize) -> Result<Vec<u8>> {
+        self.ctx.random_bytes(n)
+    }
+}
