@@ -1,7 +1,14 @@
-//! Readers of `ip -j -d link show` and `ip -j -d addr show` (iproute2 JSON).
-//! Fields are optional and unknown ones ignored: iproute2 versions differ.
+//! The kernel's links as the modules read them: `ip -j -d link show` and `ip -j -d addr
+//! show` (iproute2 JSON; fields optional and unknown ones ignored, as iproute2 versions
+//! differ), a device's type from sysfs (no process), macvlan/macvtap modes in every
+//! spelling, and the checks and normalisation of names and MAC addresses.
 
-use kvmnet_protocol::{Error, Result};
+mod mode;
+mod sysfs;
+pub use mode::MacvlanMode;
+pub use sysfs::{device_type, DevType};
+
+use kvmnet_protocol::{Ctx, Error, Result};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -69,6 +76,26 @@ impl Link {
     pub fn is_up(&self) -> bool {
         self.flags.iter().any(|f| f == "UP")
     }
+    /// The MAC address, normalised.
+    pub fn mac(&self) -> Option<String> {
+        self.address.as_deref().and_then(normalize_mac)
+    }
+    /// A macvlan or macvtap link (the macvlan family).
+    pub fn is_macvlan_family(&self) -> bool {
+        matches!(self.kind(), Some("macvtap") | Some("macvlan"))
+    }
+    /// The macvlan/macvtap mode.
+    pub fn macvlan_mode(&self) -> Option<MacvlanMode> {
+        self.info_data_str("mode").map(MacvlanMode::parse)
+    }
+    /// How a human calls what this link is.
+    pub fn describe_kind(&self) -> String {
+        match self.kind() {
+            None => "network interface (no link kind: a NIC)".to_string(),
+            Some("macvlan") => "macvlan (without a tap device)".to_string(),
+            Some(k) => k.to_string(),
+        }
+    }
     /// Addresses that are not link-local (what a host could lose its connection over).
     pub fn global_addresses(&self) -> Vec<String> {
         self.addr_info
@@ -77,6 +104,36 @@ impl Link {
             .map(|a| format!("{}/{}", a.local, a.prefixlen))
             .collect()
     }
+}
+
+/// `ip -j -d link show`: every link with its kind, master and mode.
+pub const LINKS_ARGV: &[&str] = &["ip", "-j", "-d", "link", "show"];
+/// `ip -j -d addr show`: the same with every link's addresses.
+pub const ADDRS_ARGV: &[&str] = &["ip", "-j", "-d", "addr", "show"];
+
+/// Every link of the host, with their addresses when `addresses` (one `ip` process).
+pub fn read_links(ctx: &mut Ctx, addresses: bool) -> Result<Vec<Link>> {
+    let out = ctx.read(if addresses { ADDRS_ARGV } else { LINKS_ARGV })?;
+    parse_links(&out.stdout)
+}
+
+/// The link called `name` among `links`.
+pub fn find<'a>(links: &'a [Link], name: &str) -> Option<&'a Link> {
+    links.iter().find(|l| l.ifname == name)
+}
+
+/// A random unicast, locally administered MAC address (as the kernel picks for a new
+/// link) from six random bytes.
+pub fn random_mac(bytes: &[u8]) -> String {
+    let mut b = [0u8; 6];
+    for (d, s) in b.iter_mut().zip(bytes) {
+        *d = *s;
+    }
+    b[0] = (b[0] & 0xfe) | 0x02;
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Parse the JSON array `ip -j [-d] link|addr show` prints.
@@ -147,6 +204,12 @@ mod tests {
         assert_eq!(l[1].link.as_deref(), Some("ens33"));
         assert_eq!(l[1].global_addresses(), vec!["192.0.2.10/24"]);
         assert!(parse_links("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn random_macs_are_unicast_and_locally_administered() {
+        assert_eq!(random_mac(&[0, 1, 2, 3, 4, 5]), "02:01:02:03:04:05");
+        assert_eq!(random_mac(&[0xff; 6]), "fe:ff:ff:ff:ff:ff");
     }
 
     #[test]

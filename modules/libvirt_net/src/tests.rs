@@ -31,10 +31,6 @@ fn data(name: &str) -> &'static str {
     }
 }
 
-/// The section marker in the captured outputs (virsh printed the module's earlier fixed
-/// marker); the test double's batches get the marker made from its random bytes.
-const CAPTURED_MARK: &str = "@@kvmnet-section@@";
-
 fn mark() -> String {
     kvmnet_virtxml::virsh::marker(&first_random_hex(kvmnet_virtxml::virsh::MARKER_BYTES))
 }
@@ -57,19 +53,13 @@ fn query(r: FakeRunner, name: &str, file: &str) -> FakeRunner {
     let out = if file == "missing" {
         Output {
             rc: 1,
-            stdout: data("missing").replace(CAPTURED_MARK, &mark()),
+            stdout: data("missing").to_string(),
             stderr: NOT_FOUND.replace("NAME", name).repeat(3),
         }
     } else {
-        Output::ok(&data(file).replace(CAPTURED_MARK, &mark()))
+        Output::ok(data(file))
     };
     r.expect(&argv, out)
-}
-
-fn query_text(r: FakeRunner, name: &str, text: String) -> FakeRunner {
-    let argv = query_argv(name);
-    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-    r.expect(&argv, Output::ok(&text.replace(CAPTURED_MARK, &mark())))
 }
 
 /// The lab host's links (captured `ip -j -d link show`) as the sysfs files the module reads.
@@ -92,32 +82,13 @@ fn run(args: Value, r: FakeRunner) -> kvmnet_protocol::module::RunReport {
     run_module::<LibvirtNet>(args, r)
 }
 
+/// Every folder under tests/cases/ (see modules/README.md, "Golden cases").
 #[test]
-fn tutorial_host_bridge_defined_by_hand_is_adopted() {
-    // Defined with `virsh net-define host-bridge.xml` from the tutorial, then started.
-    let r = links(query(FakeRunner::new(), "host-bridge", "host-bridge"));
-    let rep = run(
-        check(json!({"name": "host-bridge", "forward": "bridge", "bridge": "br0"})),
-        r,
-    );
-    let j = &rep.json;
-    assert_eq!(j["changed"], json!(false), "{j}");
-    assert_eq!(j["failed"], json!(false));
-    assert_eq!(j["restart_required"], json!(false));
-    assert_eq!(commands(j), Vec::<String>::new());
-    assert_eq!(j["network"]["uuid"], "c1da1a30-d80d-48e6-b500-e203490470a7");
-    assert_eq!(j["network"]["forward"], "bridge");
-    assert_eq!(j["network"]["bridge"], "br0");
-    assert_eq!(j["network"]["active"], json!(true));
-    assert!(j.get("diff").is_none());
-    // The lab host has no br0: libvirt accepted it, we warn.
-    let w = j["warnings"][0].as_str().unwrap();
-    assert!(w.contains("bridge 'br0', which does not exist"), "{w}");
-    assert_eq!(
-        rep.calls.len(),
-        1,
-        "one virsh process; devices are checked in sysfs"
-    );
+fn golden_cases() {
+    kvmnet_protocol::testing::run_cases::<LibvirtNet>(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/cases"
+    ));
 }
 
 #[test]
@@ -231,61 +202,6 @@ fn changed_bridge_on_active_network_is_redefined_with_its_uuid() {
     assert_eq!(j["diff"][1]["before"], j["diff"][1]["after"]);
     assert_eq!(j["network"]["bridge"], "br1");
     assert!(j["xml"].as_str().unwrap().contains("br1"));
-}
-
-#[test]
-fn restart_true_applies_the_change_and_verifies_the_live_definition() {
-    let inactive_br1 = data("pending").to_string();
-    let live_br1 = inactive_br1.replace("<bridge name='br0'/>", "<bridge name='br1'/>");
-    let r = links(query(FakeRunner::new(), "host-bridge", "host-bridge"))
-        .expect(
-            &[
-                "virsh",
-                "-c",
-                "qemu:///system",
-                "net-define",
-                "--file",
-                "/dev/stdin",
-            ],
-            Output::ok("Network host-bridge defined from /dev/stdin\n"),
-        )
-        .expect(
-            &[
-                "virsh",
-                "-c",
-                "qemu:///system",
-                "net-destroy",
-                "--network",
-                "host-bridge",
-            ],
-            Output::ok("Network host-bridge destroyed\n"),
-        )
-        .expect(
-            &[
-                "virsh",
-                "-c",
-                "qemu:///system",
-                "net-start",
-                "--network",
-                "host-bridge",
-            ],
-            Output::ok("Network host-bridge started\n"),
-        );
-    let r = query_text(
-        r,
-        "host-bridge",
-        live_br1.replace("Bridge:         br0", "Bridge:         br1"),
-    );
-    let rep = run(
-        json!({"name": "host-bridge", "forward": "bridge", "bridge": "br1", "restart": true}),
-        r,
-    );
-    let j = &rep.json;
-    assert_eq!(j["failed"], json!(false), "{j}");
-    assert_eq!(j["changed"], json!(true));
-    assert_eq!(j["restart_required"], json!(false));
-    assert_eq!(commands(j).len(), 3);
-    assert_eq!(j["network"]["bridge"], "br1");
 }
 
 #[test]
@@ -633,52 +549,4 @@ fn libvirtd_not_reachable_is_a_clear_failure() {
             .starts_with("libvirtd is not reachable at qemu:///system"),
         "{j}"
     );
-}
-
-#[test]
-fn what_libvirt_silently_drops_fails_verification_instead_of_changing_forever() {
-    let stored = "<network>\n  <name>unk</name>\n  <uuid>0c95aae2-6e1c-405d-8124-50d4b163748f</uuid>\n  <bridge name='virbr60' stp='on' delay='0'/>\n  <mac address='52:54:00:c4:b9:7c'/>\n</network>\n";
-    let after = format!(
-        "Name:           unk\nUUID:           0c95aae2-6e1c-405d-8124-50d4b163748f\nActive:         yes\nPersistent:     yes\nAutostart:      no\nBridge:         virbr60\n@@kvmnet-section@@{stored}@@kvmnet-section@@{stored}"
-    );
-    let r = query(FakeRunner::new(), "unk", "missing")
-        .expect(
-            &[
-                "virsh",
-                "-c",
-                "qemu:///system",
-                "net-define",
-                "--file",
-                "/dev/stdin",
-            ],
-            Output::ok(""),
-        )
-        .expect(
-            &[
-                "virsh",
-                "-c",
-                "qemu:///system",
-                "net-start",
-                "--network",
-                "unk",
-            ],
-            Output::ok(""),
-        );
-    let r = query_text(r, "unk", after);
-    let rep = run(
-        json!({"name": "unk", "xml": "<network><name>unk</name><foo/><bridge name='virbr60' stp='maybe'/></network>"}),
-        r,
-    );
-    let j = &rep.json;
-    assert_eq!(j["failed"], json!(true), "{j}");
-    assert_eq!(j["changed"], json!(true));
-    assert_eq!(j["error_kind"], "verification_failed");
-    assert!(
-        j["msg"]
-            .as_str()
-            .unwrap()
-            .contains("the definition libvirt stored differs in bridge.stp, foo"),
-        "{j}"
-    );
-    assert_eq!(j["xml"], stored);
 }

@@ -486,7 +486,10 @@ fn a_profile_vanishing_between_the_two_reads_makes_the_read_start_again() {
     // for it (and prints nothing after it); the read starts over from a new list.
     let pa = props(&[LO, BR, VIRBR, PORT]);
     let pa: Vec<&str> = pa.iter().map(String::as_str).collect();
-    let vanished = Output::fail(10, &format!("Error: {VIRBR} - no such connection profile.\n"));
+    let vanished = Output::fail(
+        10,
+        &format!("Error: {VIRBR} - no such connection profile.\n"),
+    );
     let r = run_module::<NmBridge>(
         json!({"name": "br0", "state": "absent", "_ansible_check_mode": true}),
         FakeRunner::new()

@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 
+pub mod conn;
 pub mod keyfile;
+pub use conn::{is_port_of, Conn, Connections, Device, Props, Row};
 pub use keyfile::parse_keyfile;
 
 /// Split one terse list-mode line into its fields, unescaping `\:` and `\\`.

@@ -159,7 +159,11 @@ pub fn run_with<M: Module>(
         }
     };
     progress.masker.apply(&mut json);
-    let rc = if json["failed"] == Value::Bool(true) { 1 } else { 0 };
+    let rc = if json["failed"] == Value::Bool(true) {
+        1
+    } else {
+        0
+    };
     RunReport {
         json,
         rc,
@@ -191,8 +195,12 @@ fn validate<M: Module>(
             )));
         }
     }
-    let params: M::Params = serde_json::from_value(Value::Object(validated.params))
-        .map_err(|e| Error::bug(format!("options do not fit the module's parameter type: {e}")))?;
+    let params: M::Params =
+        serde_json::from_value(Value::Object(validated.params)).map_err(|e| {
+            Error::bug(format!(
+                "options do not fit the module's parameter type: {e}"
+            ))
+        })?;
     M::validate(&params)?;
     Ok(params)
 }
@@ -213,7 +221,10 @@ fn drive<M: Module>(
     let mut plan = M::plan(&mut ctx.env(), &params, &current)?;
     progress.planned = plan.actions.iter().map(Step::summary).collect();
     if M::READ_ONLY && plan.changed() {
-        return Err(Error::bug(format!("read-only module {} planned changes", M::NAME)));
+        return Err(Error::bug(format!(
+            "read-only module {} planned changes",
+            M::NAME
+        )));
     }
     if plan.changed() {
         if ctx.check_mode() {
@@ -246,7 +257,11 @@ fn partial_failure(err: Error, planned: &[String], done: &[String]) -> Error {
             None => left.push(s),
         }
     }
-    let mut msg = format!("{}. Changed before the failure: {}", err.msg, done.join("; "));
+    let mut msg = format!(
+        "{}. Changed before the failure: {}",
+        err.msg,
+        done.join("; ")
+    );
     if !left.is_empty() {
         msg.push_str(&format!(". Not done: {}", left.join("; ")));
     }

@@ -43,7 +43,10 @@ pub struct Action {
 }
 
 impl Action {
-    pub fn new<S: AsRef<str>>(summary: impl Into<String>, argv: impl IntoIterator<Item = S>) -> Self {
+    pub fn new<S: AsRef<str>>(
+        summary: impl Into<String>,
+        argv: impl IntoIterator<Item = S>,
+    ) -> Self {
         Action {
             summary: summary.into(),
             command: Command::new(argv),
@@ -74,7 +77,11 @@ pub struct Diff {
 }
 
 impl Diff {
-    pub fn new(header: impl Into<String>, before: impl Into<Value>, after: impl Into<Value>) -> Self {
+    pub fn new(
+        header: impl Into<String>,
+        before: impl Into<Value>,
+        after: impl Into<Value>,
+    ) -> Self {
         let h = header.into();
         Diff {
             before_header: h.clone(),

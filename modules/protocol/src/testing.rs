@@ -76,7 +76,11 @@ pub fn first_random_hex(n: usize) -> String {
 impl Drop for FakeRunner {
     fn drop(&mut self) {
         if !self.expected.is_empty() && !std::thread::panicking() {
-            let left: Vec<String> = self.expected.iter().map(|e| display_argv(&e.argv)).collect();
+            let left: Vec<String> = self
+                .expected
+                .iter()
+                .map(|e| display_argv(&e.argv))
+                .collect();
             panic!("test double: expected commands never ran: {left:?}");
         }
     }
@@ -159,7 +163,12 @@ pub fn commands(result: &Value) -> Vec<String> {
             cmds.iter()
                 .map(|c| {
                     c.as_array()
-                        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" "))
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
                         .unwrap_or_default()
                 })
                 .collect()
@@ -180,10 +189,12 @@ fn text(case: &Path, v: &Value, what: &str) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Object(m) => {
-            let rel = m
-                .get("file")
-                .and_then(Value::as_str)
-                .unwrap_or_else(|| panic!("{}: {what}: want a string or {{\"file\": ...}}", case.display()));
+            let rel = m.get("file").and_then(Value::as_str).unwrap_or_else(|| {
+                panic!(
+                    "{}: {what}: want a string or {{\"file\": ...}}",
+                    case.display()
+                )
+            });
             let p = case.join(rel);
             std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         }
@@ -212,7 +223,10 @@ fn case_runner(case: &Path) -> FakeRunner {
             stdout: text(case, &c["stdout"], &what),
             stderr: text(case, &c["stderr"], &what),
         };
-        let stdin = c.get("stdin").filter(|v| !v.is_null()).map(|v| text(case, v, &what));
+        let stdin = c
+            .get("stdin")
+            .filter(|v| !v.is_null())
+            .map(|v| text(case, v, &what));
         r.expected.push_back(Expected { argv, stdin, out });
     }
     if let Some(Value::Object(files)) = read_json(&case.join("files.json")) {
@@ -244,9 +258,18 @@ pub fn run_case<M: Module>(case: &Path) -> std::result::Result<(), String> {
             .unwrap_or_default();
         format!("{}: {msg}", case.display())
     })?;
-    let expected_rc = if report.json["failed"] == Value::Bool(true) { 1 } else { 0 };
+    let expected_rc = if report.json["failed"] == Value::Bool(true) {
+        1
+    } else {
+        0
+    };
     if report.rc != expected_rc {
-        return Err(format!("{}: rc {} for {}", case.display(), report.rc, report.json));
+        return Err(format!(
+            "{}: rc {} for {}",
+            case.display(),
+            report.rc,
+            report.json
+        ));
     }
     let path = case.join("result.json");
     let pretty = serde_json::to_string_pretty(&report.json).unwrap_or_default() + "\n";
@@ -255,7 +278,10 @@ pub fn run_case<M: Module>(case: &Path) -> std::result::Result<(), String> {
         return Ok(());
     }
     let want = read_json(&path).ok_or_else(|| {
-        format!("{}: no result.json (run with {BLESS}=1 to write it)", case.display())
+        format!(
+            "{}: no result.json (run with {BLESS}=1 to write it)",
+            case.display()
+        )
     })?;
     if want != report.json {
         return Err(format!(

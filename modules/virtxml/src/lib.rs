@@ -1,8 +1,11 @@
-//! libvirt XML for the two libvirt modules: a small element tree ([`tree`]), the one
-//! normaliser both modules compare through ([`normalize`]), what each module knows of its
-//! own objects ([`network`], [`interface`]), and batched virsh calls ([`virsh`]).
+//! libvirt XML for the libvirt modules: a small element tree ([`tree`]), the one
+//! normaliser comparisons go through ([`normalize`]), what kvmnet knows of networks and
+//! guest interfaces ([`network`], [`interface`]), the readers of one network's and one
+//! domain's state ([`netstate`], [`domain`]), and batched virsh calls ([`virsh`]).
 
+pub mod domain;
 pub mod interface;
+pub mod netstate;
 pub mod network;
 pub mod normalize;
 pub mod tree;

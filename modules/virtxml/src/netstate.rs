@@ -1,9 +1,9 @@
 //! What libvirt says about one network, read in ONE virsh process: `net-info` (active,
 //! persistent, autostart, uuid), the inactive definition and the live one.
 
+use crate::virsh;
+use crate::Element;
 use kvmnet_protocol::{Ctx, Error, Result};
-use kvmnet_virtxml::virsh;
-use kvmnet_virtxml::Element;
 
 #[derive(Debug, Clone, Default)]
 pub struct NetState {

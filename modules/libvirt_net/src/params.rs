@@ -1,6 +1,6 @@
-//! The task's options: their spec, the checks that need no host, and the desired
-//! `<network>` definition they describe (built from the structured options or parsed
-//! from `xml`).
+//! The task's options: their spec (the one declaration of every option), the typed
+//! params, the checks that need no host, and the `<network>` definition they describe
+//! (built from the structured options or parsed from `xml`).
 
 use kvmnet_iproute::check_ifname;
 use kvmnet_protocol::{Error, Opt, Result, Spec};
@@ -24,17 +24,43 @@ pub struct Ip {
     pub dhcp: Option<Dhcp>,
 }
 
+/// `state`: what should exist and run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Defined; running or not as it is.
+    Present,
+    /// Defined and running.
+    Active,
+    /// Defined and stopped.
+    Inactive,
+    /// Stopped and undefined.
+    Absent,
+}
+
+impl State {
+    /// Whether the network should run: `None` leaves it as it is.
+    pub fn running(self) -> Option<bool> {
+        match self {
+            State::Active => Some(true),
+            State::Inactive | State::Absent => Some(false),
+            State::Present => None,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Params {
     pub name: String,
+    /// The forward mode, as the option spells it (`isolated`: no `<forward>`).
     pub forward: Option<String>,
     pub bridge: Option<String>,
     pub interfaces: Option<Vec<String>>,
     pub pf: Option<String>,
     pub ip: Option<Ip>,
     pub xml: Option<String>,
-    pub state: String,
+    pub state: State,
     pub autostart: Option<bool>,
     pub restart: bool,
     pub uri: String,
@@ -100,17 +126,17 @@ pub fn validate(p: &Params) -> Result<()> {
     if p.uri.trim().is_empty() {
         return Err(Error::invalid("option 'uri' must not be empty"));
     }
-    if p.state == "absent" && p.autostart == Some(true) {
+    if p.state == State::Absent && p.autostart == Some(true) {
         return Err(Error::invalid(
             "option 'autostart': true does not fit state absent (an undefined network cannot start at boot)",
         ));
     }
-    desired(p).map(|_| ())
+    definition(p).map(|_| ())
 }
 
 /// The whole desired definition, or None when the task leaves the definition alone
 /// (neither `forward` nor `xml` given).
-pub fn desired(p: &Params) -> Result<Option<Element>> {
+pub fn definition(p: &Params) -> Result<Option<Element>> {
     if let Some(xml) = &p.xml {
         return from_xml(&p.name, xml).map(Some);
     }
@@ -161,18 +187,29 @@ fn check_devices(option: &str, names: &[String]) -> Result<()> {
 }
 
 fn from_options(p: &Params, mode: &str) -> Result<Element> {
-    let own = OWN_BRIDGE_MODES.contains(&mode);
-    let pool: Option<&Vec<String>> = p.interfaces.as_ref();
+    check_names(p)?;
+    check_fit(p, mode)?;
+    check_needed(p, mode)?;
+    build(p, mode)
+}
+
+fn check_names(p: &Params) -> Result<()> {
     if let Some(b) = &p.bridge {
         check_ifname("bridge", b)?;
     }
-    if let Some(list) = pool {
+    if let Some(list) = &p.interfaces {
         check_devices("interfaces", list)?;
     }
     if let Some(pf) = &p.pf {
         check_ifname("pf", pf)?;
     }
-    // What fits which mode.
+    Ok(())
+}
+
+/// Options that do not fit the forward mode.
+fn check_fit(p: &Params, mode: &str) -> Result<()> {
+    let own = OWN_BRIDGE_MODES.contains(&mode);
+    let pool: Option<&Vec<String>> = p.interfaces.as_ref();
     if own {
         if pool.is_some() {
             return Err(misfit(
@@ -211,6 +248,12 @@ fn from_options(p: &Params, mode: &str) -> Result<Element> {
             ));
         }
     }
+    Ok(())
+}
+
+/// Options the forward mode needs.
+fn check_needed(p: &Params, mode: &str) -> Result<()> {
+    let pool: Option<&Vec<String>> = p.interfaces.as_ref();
     let empty_pool = pool.is_some_and(|l| l.is_empty());
     match mode {
         "bridge" => match (&p.bridge, pool) {
@@ -275,7 +318,11 @@ fn from_options(p: &Params, mode: &str) -> Result<Element> {
             "option 'interfaces' is empty: forward {mode} needs at least one device"
         )));
     }
+    Ok(())
+}
 
+/// The `<network>` the structured options describe (checked already).
+fn build(p: &Params, mode: &str) -> Result<Element> {
     let mut net = Element::new("network").with_child(Element::new("name").with_text(&p.name));
     if mode != "isolated" {
         let mut f = Element::new("forward").with_attr("mode", mode);
@@ -285,7 +332,7 @@ fn from_options(p: &Params, mode: &str) -> Result<Element> {
         if let Some(pf) = &p.pf {
             f.children.push(Element::new("pf").with_attr("dev", pf));
         }
-        for dev in pool.into_iter().flatten() {
+        for dev in p.interfaces.iter().flatten() {
             f.children
                 .push(Element::new("interface").with_attr("dev", dev));
         }

@@ -1,0 +1,382 @@
+//! NetworkManager's profiles as the modules read them: one list call, then the selected
+//! profiles' properties (one `con show` call for all of them, or their keyfiles where a
+//! module needs only a few properties), and the relations between profiles, devices and
+//! links that bridges and their ports need.
+
+use crate::{parse_keyfile, parse_list, parse_profiles, Profile};
+use kvmnet_iproute::{normalize_mac, Link};
+use kvmnet_protocol::{Ctx, Error, ErrorKind, Result};
+
+/// The list call: every profile's UUID, type, device, activation state and file.
+pub const LIST_ARGV: &[&str] = &[
+    "nmcli",
+    "-t",
+    "-f",
+    "UUID,TYPE,DEVICE,STATE,FILENAME",
+    "con",
+    "show",
+];
+
+/// One row of the list call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Row {
+    pub uuid: String,
+    /// `bridge`, `802-3-ethernet`, `macvlan`, `tun`, ...
+    pub kind: String,
+    pub device: String,
+    /// activated, activating, deactivating, or empty when inactive.
+    pub state: String,
+    pub file: String,
+}
+
+/// How the selected profiles' properties are read.
+#[derive(Debug, Clone, Copy)]
+pub enum Props {
+    /// One `nmcli -t -f SETTINGS con show uuid U ...` call for all of them.
+    Nmcli(&'static str),
+    /// Their keyfiles, read directly (no process); `con show` with these settings only for
+    /// a profile stored another way (another settings plugin, an unreadable file).
+    KeyfileFirst(&'static str),
+}
+
+/// One profile: what the list says about its activation, and its properties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conn {
+    pub uuid: String,
+    pub device: String,
+    /// activated, activating, deactivating, or empty when inactive.
+    pub state: String,
+    /// A profile NetworkManager generated for a device someone else configured (a guest's
+    /// tap that libvirt put on a bridge, a bridge made with `ip link`): its volatile
+    /// keyfile says `[.nmmeta] external=true` / `nm-generated=true`.
+    pub external: bool,
+    pub p: Profile,
+}
+
+impl Conn {
+    pub fn id(&self) -> &str {
+        self.p.id()
+    }
+    pub fn kind(&self) -> &str {
+        self.p.kind()
+    }
+    pub fn ifname(&self) -> Option<&str> {
+        self.p.interface_name()
+    }
+    pub fn active(&self) -> bool {
+        !self.state.is_empty() && self.state != "deactivating"
+    }
+    pub fn active_on(&self, dev: &str) -> bool {
+        self.active() && self.device == dev
+    }
+    pub fn autoconnect(&self) -> bool {
+        self.p.get("connection.autoconnect") != Some("no")
+    }
+    /// `802-3-ethernet.mac-address`: the NIC a profile without an interface name is for.
+    pub fn bound_mac(&self) -> Option<String> {
+        self.p
+            .get("802-3-ethernet.mac-address")
+            .and_then(normalize_mac)
+    }
+}
+
+/// The profiles read, and which spelling of the controller properties this NM uses.
+#[derive(Debug, Clone, Default)]
+pub struct Connections {
+    pub conns: Vec<Conn>,
+    /// NM >= 1.46 prints `connection.controller` / `connection.port-type` (older:
+    /// `master` / `slave-type`).
+    pub newer_names: bool,
+}
+
+impl Connections {
+    pub fn controller_key(&self) -> &'static str {
+        if self.newer_names {
+            "connection.controller"
+        } else {
+            "connection.master"
+        }
+    }
+    pub fn port_type_key(&self) -> &'static str {
+        if self.newer_names {
+            "connection.port-type"
+        } else {
+            "connection.slave-type"
+        }
+    }
+    pub fn conn(&self, uuid: &str) -> Option<&Conn> {
+        self.conns.iter().find(|c| c.uuid == uuid)
+    }
+    /// Bridge profiles for interface `name`.
+    pub fn bridges_for(&self, name: &str) -> Vec<&Conn> {
+        self.conns
+            .iter()
+            .filter(|c| c.kind() == "bridge" && c.ifname() == Some(name))
+            .collect()
+    }
+    /// The interface a (port) profile is bound to: its interface-name, else the link with
+    /// its bound MAC, else the device it is active on.
+    pub fn port_of(&self, c: &Conn, links: &[Link]) -> Option<String> {
+        if let Some(i) = c.ifname() {
+            return Some(i.to_string());
+        }
+        if let Some(mac) = c.bound_mac() {
+            if let Some(l) = links
+                .iter()
+                .find(|l| l.mac().as_deref() == Some(mac.as_str()))
+            {
+                return Some(l.ifname.clone());
+            }
+        }
+        (c.active() && !c.device.is_empty()).then(|| c.device.clone())
+    }
+    /// Profiles that could hold interface `port`: bound by name or MAC, or active on it.
+    pub fn bound_to(&self, port: &str, links: &[Link]) -> Vec<&Conn> {
+        let mac = links.iter().find(|l| l.ifname == port).and_then(Link::mac);
+        self.conns
+            .iter()
+            .filter(|c| c.kind() != "loopback")
+            .filter(|c| {
+                c.ifname() == Some(port)
+                    || (c.ifname().is_none() && mac.is_some() && c.bound_mac() == mac)
+                    || c.active_on(port)
+            })
+            .collect()
+    }
+}
+
+/// Whether profile `c` is a bridge port whose controller is `bridge` (for interface
+/// `name`): controller given as UUID, interface name, or (unusable) profile name.
+pub fn is_port_of(c: &Conn, bridge: &Conn, name: &str) -> bool {
+    c.p.port_type() == Some("bridge")
+        && c.p
+            .controller()
+            .is_some_and(|m| m == bridge.uuid || m == name || m == bridge.id())
+}
+
+/// Run an nmcli read; NetworkManager not running (rc 8) and nmcli missing are
+/// `missing_dependency` with a message that says so.
+pub fn nmcli_read<S: AsRef<str>>(ctx: &mut Ctx, argv: &[S]) -> Result<String> {
+    let out = ctx.read_any(argv).map_err(|e| {
+        if e.kind == ErrorKind::MissingDependency {
+            Error::missing_dependency(format!(
+                "NetworkManager's command-line client is needed: {}",
+                e.msg
+            ))
+        } else {
+            e
+        }
+    })?;
+    if out.success() {
+        return Ok(out.stdout);
+    }
+    let text = format!("{}{}", out.stderr, out.stdout);
+    if out.rc == 8 || text.contains("NetworkManager is not running") {
+        return Err(Error::missing_dependency(
+            "NetworkManager is not running on this host; this module works through it (start NetworkManager, or manage this host's network another way)",
+        ));
+    }
+    let argv: Vec<String> = argv.iter().map(|s| s.as_ref().to_string()).collect();
+    Err(kvmnet_protocol::runner::command_failed(&argv, &out))
+}
+
+/// nmcli's "no such connection profile" (rc 10): a profile listed a moment ago is gone.
+pub fn vanished(e: &Error) -> bool {
+    e.kind == ErrorKind::CommandFailed && e.extra.get("rc") == Some(&serde_json::json!(10))
+}
+
+/// How often the profiles are read again when one vanished between the list call and the
+/// property call (NetworkManager drops the in-memory profiles it generated for links that
+/// go away, e.g. right after a bridge is deleted).
+const READ_ATTEMPTS: usize = 3;
+
+/// Read the profiles whose list row `select` accepts, their properties as `how` says.
+pub fn read(ctx: &mut Ctx, select: impl Fn(&Row) -> bool, how: Props) -> Result<Connections> {
+    let mut attempt = 1;
+    loop {
+        match read_once(ctx, &select, how) {
+            Err(e) if attempt < READ_ATTEMPTS && vanished(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The rows of the list call.
+pub fn parse_rows(text: &str) -> Vec<Row> {
+    parse_list(text)
+        .into_iter()
+        .filter(|r| r.len() >= 4)
+        .map(|mut r| {
+            r.resize(5, String::new());
+            Row {
+                uuid: r[0].clone(),
+                kind: r[1].clone(),
+                device: r[2].clone(),
+                state: r[3].clone(),
+                file: r[4].clone(),
+            }
+        })
+        .collect()
+}
+
+fn read_once(ctx: &mut Ctx, select: &impl Fn(&Row) -> bool, how: Props) -> Result<Connections> {
+    let rows: Vec<Row> = parse_rows(&nmcli_read(ctx, LIST_ARGV)?)
+        .into_iter()
+        .filter(|r| select(r))
+        .collect();
+    let mut found: Vec<(Row, Profile)> = Vec::new();
+    let mut unread: Vec<Row> = Vec::new();
+    let settings = match how {
+        Props::Nmcli(s) => {
+            unread = rows;
+            s
+        }
+        Props::KeyfileFirst(s) => {
+            for r in rows {
+                match keyfile(ctx, &r) {
+                    Some(p) => found.push((r, p)),
+                    None => unread.push(r),
+                }
+            }
+            s
+        }
+    };
+    if !unread.is_empty() {
+        let text = nmcli_read(
+            ctx,
+            &show_argv(settings, unread.iter().map(|r| r.uuid.as_str())),
+        )?;
+        for p in parse_profiles(&text) {
+            if let Some(r) = unread.iter().find(|r| r.uuid == p.uuid()) {
+                found.push((r.clone(), p));
+            }
+        }
+    }
+    let mut conns = Vec::new();
+    for (r, p) in found {
+        let external = generated_externally(ctx, &r.file);
+        conns.push(Conn {
+            uuid: r.uuid,
+            device: r.device,
+            state: r.state,
+            external,
+            p,
+        });
+    }
+    let newer_names = conns
+        .iter()
+        .any(|c| c.p.get("connection.controller").is_some());
+    Ok(Connections { conns, newer_names })
+}
+
+/// `nmcli -t -f SETTINGS con show uuid U1 uuid U2 ...`
+pub fn show_argv<'a>(settings: &str, uuids: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut argv: Vec<String> = ["nmcli", "-t", "-f", settings, "con", "show"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for u in uuids {
+        argv.push("uuid".into());
+        argv.push(u.to_string());
+    }
+    argv
+}
+
+fn keyfile(ctx: &mut Ctx, r: &Row) -> Option<Profile> {
+    if !r.file.ends_with(".nmconnection") {
+        return None;
+    }
+    let p = parse_keyfile(&ctx.read_file(&r.file)?);
+    (p.uuid() == r.uuid).then_some(p)
+}
+
+/// Whether the profile stored in `file` is one NetworkManager generated for an externally
+/// configured device. Only volatile profiles (under /run) can be; their keyfile is read
+/// directly, which costs no process.
+fn generated_externally(ctx: &mut Ctx, file: &str) -> bool {
+    if !file.starts_with("/run/NetworkManager/") || !file.ends_with(".nmconnection") {
+        return false;
+    }
+    ctx.read_file(file)
+        .map(|text| parse_keyfile(&text))
+        .is_some_and(|k| {
+            k.get(".nmmeta.external") == Some("yes") || k.get(".nmmeta.nm-generated") == Some("yes")
+        })
+}
+
+/// One NetworkManager device (`nmcli -t -f DEVICE,STATE device`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub name: String,
+    /// connected, disconnected, unavailable, unmanaged, ...
+    pub state: String,
+}
+
+impl Device {
+    pub fn managed(&self) -> bool {
+        !self.state.starts_with("unmanaged")
+    }
+}
+
+pub const DEVICES_ARGV: &[&str] = &["nmcli", "-t", "-f", "DEVICE,STATE", "device"];
+
+/// NetworkManager's devices and their states.
+pub fn read_devices(ctx: &mut Ctx) -> Result<Vec<Device>> {
+    Ok(parse_list(&nmcli_read(ctx, DEVICES_ARGV)?)
+        .into_iter()
+        .filter(|r| r.len() >= 2)
+        .map(|r| Device {
+            name: r[0].clone(),
+            state: r[1].clone(),
+        })
+        .collect())
+}
+
+/// The UUID NetworkManager gave a new profile, from `nmcli con add`'s answer
+/// ("Connection 'NAME' (UUID) successfully added."): every NM since 1.0 says it so, and
+/// NM before 1.42 refuses a UUID chosen by the caller.
+pub fn added_uuid(stdout: &str) -> Option<String> {
+    let line = stdout
+        .lines()
+        .find(|l| l.ends_with(") successfully added."))?;
+    let end = line.len() - ") successfully added.".len();
+    let start = line[..end].rfind('(')? + 1;
+    let uuid = &line[start..end];
+    let ok = uuid.len() == 36
+        && uuid.chars().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        });
+    ok.then(|| uuid.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uuid_nm_assigned_is_read_from_its_answer() {
+        // NM 1.30 (bullseye) and 1.42 (bookworm) answer alike.
+        assert_eq!(
+            added_uuid(
+                "Connection 'br (1)' (5d1e8a6b-0c3e-4b9a-9b1f-2d6c8e0f1a2b) successfully added.\n"
+            )
+            .as_deref(),
+            Some("5d1e8a6b-0c3e-4b9a-9b1f-2d6c8e0f1a2b")
+        );
+        assert_eq!(added_uuid("Error: failed.\n"), None);
+        assert_eq!(
+            added_uuid("Connection 'x' (not-a-uuid) successfully added.\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn list_rows_pad_a_missing_file_column() {
+        let rows = parse_rows("u1:bridge:br0:activated:/etc/x.nmconnection\nu2:tun::\n\n");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].file, "/etc/x.nmconnection");
+        assert_eq!(rows[1].device, "");
+        assert_eq!(rows[1].file, "");
+    }
+}
