@@ -5,6 +5,7 @@
 
 pub mod domain;
 pub mod interface;
+pub mod inventory;
 pub mod netstate;
 pub mod network;
 pub mod normalize;
