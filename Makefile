@@ -1,7 +1,7 @@
 # One entry point for building: static musl binaries into plugins/modules/, then the
 # collection tarball. `make test` runs every test; `make demo` the main job.
 TARGET   := x86_64-unknown-linux-musl
-MODULES  := nm_bridge macvtap_link libvirt_net domain_iface
+MODULES  := nm_bridge macvtap_link libvirt_net domain_iface net_info
 VERSION  := $(shell sed -n 's/^version: *//p' galaxy.yml)
 TARBALL  := kvmnet-network-$(VERSION).tar.gz
 GALAXY   := $(shell [ -x .venv/bin/ansible-galaxy ] && echo .venv/bin/ansible-galaxy || echo ansible-galaxy)

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "lab"))
 
 TARGET = "x86_64-unknown-linux-musl"
-MODULES = ["nm_bridge", "macvtap_link", "libvirt_net", "domain_iface"]
+MODULES = ["nm_bridge", "macvtap_link", "libvirt_net", "domain_iface", "net_info"]
 VENV_BIN = ROOT / ".venv" / "bin"
 
 

@@ -77,10 +77,14 @@ fn names(section: &str) -> Vec<String> {
         .collect()
 }
 
-/// libvirt's own error lines, for messages.
+/// virsh's first error line, for messages.
 fn first_error(stderr: &str) -> &str {
     let e = stderr.trim();
-    e.lines().next().unwrap_or(e).trim_start_matches("error: ")
+    e.lines()
+        .find(|l| l.starts_with("error: "))
+        .or(e.lines().next())
+        .unwrap_or(e)
+        .trim_start_matches("error: ")
 }
 
 fn failed(uri: &str, what: &str, stderr: &str) -> Error {
@@ -100,8 +104,10 @@ pub fn read(ctx: &mut Ctx, uri: &str, domains: bool) -> Result<Inventory> {
     let (sec, stderr) = virsh::run_batch(ctx, uri, &names_commands(domains))?;
     let net_names = names(&sec[0]);
     let dom_names = if domains { names(&sec[1]) } else { Vec::new() };
-    // An empty list with an error is a list that failed, not an empty one.
-    if !stderr.trim().is_empty() {
+    // An empty list with one of virsh's errors is a list that failed, not an empty one.
+    // Other lines on stderr are noise (over ssh, without a polkit agent: "Error
+    // registering authentication agent: ...").
+    if stderr.lines().any(|l| l.starts_with("error: ")) {
         if net_names.is_empty() {
             return Err(failed(uri, "networks", &stderr));
         }
@@ -188,6 +194,36 @@ mod tests {
         assert_eq!(
             names_commands(false),
             vec![s(&["net-list", "--all", "--name"])]
+        );
+    }
+
+    #[test]
+    fn only_virsh_errors_make_an_empty_list_a_failure() {
+        use kvmnet_protocol::testing::FakeRunner;
+        use kvmnet_protocol::{AnsibleFlags, Output};
+        // virsh 9.0 over ssh without a polkit agent, on a host without guests or networks.
+        let noise = "Error registering authentication agent: GDBus.Error:org.freedesktop.DBus.Error.ServiceUnknown: The name org.freedesktop.PolicyKit1 was not provided by any .service files (g-dbus-error-quark, 2)\n";
+        let mark = virsh::marker(&kvmnet_protocol::testing::first_random_hex(
+            virsh::MARKER_BYTES,
+        ));
+        let argv = virsh::batch_argv("qemu:///system", &names_commands(true), &mark);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = Output {
+            rc: 0,
+            stdout: mark.clone(),
+            stderr: noise.into(),
+        };
+        let runner = FakeRunner::new().expect(&argv, out.clone());
+        let mut ctx = Ctx::new(AnsibleFlags::default(), Box::new(runner));
+        let inv = read(&mut ctx, "qemu:///system", true).unwrap();
+        assert!(inv.networks.is_empty() && inv.domains.is_empty());
+        let err = format!("{noise}error: failed to list networks\n");
+        let runner = FakeRunner::new().expect(&argv, Output { stderr: err, ..out });
+        let mut ctx = Ctx::new(AnsibleFlags::default(), Box::new(runner));
+        let e = read(&mut ctx, "qemu:///system", true).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "cannot list the libvirt networks at qemu:///system: failed to list networks"
         );
     }
 
