@@ -124,7 +124,7 @@ def test_a_full_run_reports_what_nmcli_ip_and_virsh_say(host):
     for name in kernel_bridges:
         b, k = bridges[name], links[name]
         assert b["stp"] is bool(k["linkinfo"]["info_data"]["stp_state"]), name
-        assert b["mac"] == k["address"]
+        assert (b["mac"], b["up"], b["carrier"]) == (k["address"], "UP" in k["flags"], "LOWER_UP" in k["flags"])
         assert b["addresses"] == [f"{a['local']}/{a['prefixlen']}" for a in k["addr_info"]
                                   if a["scope"] == "global"], name
         assert [p["name"] for p in b["ports"]] == sorted(n for n, l in links.items() if l.get("master") == name)
@@ -149,8 +149,9 @@ def test_macvtaps_persistent_runtime_and_guests(host):
     assert set(kernel) == set(macvtaps)
     for name, k in kernel.items():
         m = macvtaps[name]
-        assert (m["parent"], m["mode"], m["mac"], m["up"]) == (
-            k["link"], k["linkinfo"]["info_data"]["mode"], k["address"], "UP" in k["flags"]), name
+        assert (m["parent"], m["mode"], m["mac"], m["up"], m["carrier"]) == (
+            k["link"], k["linkinfo"]["info_data"]["mode"], k["address"], "UP" in k["flags"],
+            "LOWER_UP" in k["flags"]), name
     m0 = macvtaps["macvtap0"]
     assert (m0["persistent"], m0["origin"], m0["conn_name"], m0["networks"]) == (
         True, "networkmanager", "macvlan-macvtap0", ["vtap"])

@@ -205,6 +205,10 @@ ansible_facts:
               description: Whether the bridge is administratively up.
               type: bool
               sample: true
+            carrier:
+              description: Whether the bridge has carrier (the kernel's C(LOWER_UP)).
+              type: bool
+              sample: true
             mac:
               description: MAC address, lower case (null when not present).
               type: str
@@ -271,6 +275,7 @@ ansible_facts:
               autoconnect: true
               present: true
               up: true
+              carrier: true
               mac: "5a:e9:59:b1:3b:3b"
               stp: false
               addresses: ["192.0.2.10/24"]
@@ -324,6 +329,10 @@ ansible_facts:
               description: Whether the link is administratively up.
               type: bool
               sample: true
+            carrier:
+              description: Whether the link has carrier (the kernel's C(LOWER_UP)).
+              type: bool
+              sample: true
             parent:
               description: The lower device (the NIC), or null when it is in another namespace.
               type: str
@@ -354,6 +363,7 @@ ansible_facts:
               persistent: true
               present: true
               up: true
+              carrier: true
               parent: ens33
               mode: private
               mac: "72:15:93:bc:9d:80"

@@ -19,6 +19,8 @@ pub struct Bridge {
     pub autoconnect: Option<bool>,
     pub present: bool,
     pub up: bool,
+    /// The kernel's LOWER_UP: the link has carrier.
+    pub carrier: bool,
     pub mac: Option<String>,
     pub stp: Option<bool>,
     pub addresses: Vec<String>,
@@ -104,6 +106,7 @@ fn bridge(host: &Host, name: &str) -> Bridge {
         autoconnect: conn.map(Conn::autoconnect),
         present: link.is_some(),
         up: link.is_some_and(Link::is_up),
+        carrier: link.is_some_and(|l| l.flags.iter().any(|f| f == "LOWER_UP")),
         mac: link.and_then(Link::mac),
         stp,
         addresses: link.map(Link::global_addresses).unwrap_or_default(),

@@ -21,6 +21,8 @@ pub struct Macvtap {
     pub persistent: Option<bool>,
     pub present: bool,
     pub up: bool,
+    /// The kernel's LOWER_UP: the link has carrier.
+    pub carrier: bool,
     pub parent: Option<String>,
     pub mode: Option<String>,
     pub mac: Option<String>,
@@ -93,6 +95,7 @@ fn macvtap(host: &Host, name: &str) -> Macvtap {
         persistent: host.nm.map(|_| conn.is_some()),
         present: link.is_some(),
         up: link.is_some_and(Link::is_up),
+        carrier: link.is_some_and(|l| l.flags.iter().any(|f| f == "LOWER_UP")),
         parent,
         mode,
         mac,
