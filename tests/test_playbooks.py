@@ -29,11 +29,12 @@ def test_syntax_with_the_built_collection(collection, playbook):
             str(PLAYBOOKS / playbook))
 
 
-def test_a_misspelt_module_fails_the_syntax_check(collection, tmp_path):
-    # the check above is only worth something if an unresolvable module makes it fail
+def test_a_misspelt_role_fails_the_syntax_check(collection, tmp_path):
+    # the check above is only worth something if an unresolvable name makes it fail
     bad = tmp_path / "bad.yml"
     bad.write_text((PLAYBOOKS / "bridge.yml").read_text().replace(
-        "kvmnet.network.nm_bridge:", "kvmnet.network.nm_bridgex:"))
+        "role: kvmnet.network.guest_lan", "role: kvmnet.network.guest_lanx"))
+    assert bad.read_text() != (PLAYBOOKS / "bridge.yml").read_text()
     p = ansible(collection, "ansible-playbook", "--syntax-check", "-i", str(INVENTORY), str(bad),
                 check=False)
     assert p.returncode != 0
@@ -54,21 +55,22 @@ def test_site_targets_the_example_groups(collection):
 
 def test_inventory_variables_reach_the_modules(collection, tmp_path):
     """group_vars/all (the lowest inventory level) must override the playbook's defaults, and
-    unset variables must give the documented defaults. Checked by running bridge.yml's
-    variable expressions for a local host through ansible's debug module."""
+    unset variables must give the documented defaults. Checked by running the variables
+    bridge.yml hands the guest_lan role for a local host through ansible's debug module."""
     inv = tmp_path / "inventory"
     (inv / "group_vars").mkdir(parents=True)
     (inv / "hosts.ini").write_text("[kvm_hosts]\nh1 ansible_connection=local\nh2 ansible_connection=local\n")
     (inv / "group_vars" / "all.yml").write_text("kvmnet_nic: eth7\n")
     (inv / "host_vars").mkdir()
     (inv / "host_vars" / "h2.yml").write_text("kvmnet_bridge_nic: eth9\nkvmnet_bridge_name: br5\n")
-    # the play of bridge.yml with its tasks replaced by one that prints its computed variables
-    text = (PLAYBOOKS / "bridge.yml").read_text().split("  tasks:\n")[0]
+    # the play of bridge.yml with its role replaced by a task that prints the role's variables
+    text = (PLAYBOOKS / "bridge.yml").read_text().split("  roles:\n")[0]
     play = tmp_path / "vars.yml"
     play.write_text(text + "  become: false\n  tasks:\n    - name: Show\n"
                     "      ansible.builtin.debug:\n"
-                    "        msg: \"{{ {'nic': _nic, 'bridge': _bridge, 'network': _network,"
-                    " 'uri': _uri} | to_json }}\"\n")
+                    "        msg: \"{{ {'nic': guest_lan_nic, 'bridge': guest_lan_bridge,"
+                    " 'network': guest_lan_network, 'uri': guest_lan_uri,"
+                    " 'method': guest_lan_method} | to_json }}\"\n")
     env = dict(collection["env"], ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_BECOME="False")
     p = subprocess.run(["ansible-playbook", "-i", str(inv), str(play)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
@@ -76,6 +78,32 @@ def test_inventory_variables_reach_the_modules(collection, tmp_path):
     tasks = json.loads(p.stdout)["plays"][0]["tasks"]
     got = {h: json.loads(r["msg"]) for h, r in tasks[0]["hosts"].items()}
     assert got["h1"] == {"nic": "eth7", "bridge": "br0", "network": "host-bridge",
-                         "uri": "qemu:///system"}
+                         "uri": "qemu:///system", "method": "bridge"}
     assert got["h2"] == {"nic": "eth9", "bridge": "br5", "network": "host-bridge",
-                         "uri": "qemu:///system"}
+                         "uri": "qemu:///system", "method": "bridge"}
+
+
+@pytest.mark.parametrize("playbook,extra,error", [
+    ("private.yml", {"kvmnet_private_mode": "bogus"},
+     "value of guest_lan_mode must be one of: bridge, private, vepa, passthrough, passthru, got: bogus"),
+    ("bridge.yml", {"kvmnet_bridge_stp": "maybe"}, "guest_lan_stp"),
+    ("bridge.yml", {"kvmnet_bridge_ipv4": "dhcp"}, "guest_lan_ipv4"),
+    ("direct_bridge.yml", {"kvmnet_direct_guests": {"domain": "vm1"}}, "guest_lan_guests"),
+    ("direct_bridge.yml", {"kvmnet_direct_guests": [{"name": "vm1"}]},
+     "each entry is a domain name or a mapping with domain"),
+])
+def test_bad_variables_fail_before_anything_runs(collection, tmp_path, playbook, extra, error):
+    """The role's argument spec (and its check of the guests) stops the play before its first
+    module task: nothing runs on the host (here: this machine, in check mode besides)."""
+    inv = tmp_path / "hosts.ini"
+    inv.write_text("[kvm_hosts]\nh1 ansible_connection=local\n")
+    env = dict(collection["env"], ANSIBLE_BECOME="False")
+    p = subprocess.run(["ansible-playbook", "--check", "-i", str(inv), str(PLAYBOOKS / playbook),
+                        "-e", json.dumps(extra), "-e", "ansible_become=false"], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0, p.stdout
+    assert error in p.stdout, p.stdout
+    recap = p.stdout.split("PLAY RECAP", 1)[1]
+    assert "changed=0" in recap and "failed=1" in recap, recap
+    assert "TASK [kvmnet.network.guest_lan : Bridge with" not in p.stdout
+    assert "TASK [kvmnet.network.guest_lan : Guest interfaces" not in p.stdout
