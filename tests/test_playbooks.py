@@ -107,3 +107,30 @@ def test_bad_variables_fail_before_anything_runs(collection, tmp_path, playbook,
     assert "changed=0" in recap and "failed=1" in recap, recap
     assert "TASK [kvmnet.network.guest_lan : Bridge with" not in p.stdout
     assert "TASK [kvmnet.network.guest_lan : Guest interfaces" not in p.stdout
+
+
+def test_role_spec_and_defaults_agree():
+    """meta/argument_specs.yml and defaults/main.yml describe the same variables: every default
+    is an option, a default the spec states is the one the role uses, and every variable carries
+    the role's prefix (ansible-lint's production profile wants it)."""
+    import yaml
+
+    role = ROOT / "roles" / "guest_lan"
+    spec = yaml.safe_load((role / "meta" / "argument_specs.yml").read_text())
+    options = spec["argument_specs"]["main"]["options"]
+    defaults = yaml.safe_load((role / "defaults" / "main.yml").read_text())
+    assert all(name.startswith("guest_lan_") for name in options), sorted(options)
+    assert set(defaults) <= set(options), set(defaults) - set(options)
+    for name, opt in options.items():
+        if "default" in opt:
+            assert defaults.get(name) == opt["default"], name
+        elif name in defaults:  # a default that depends on the method: said in the description
+            assert "{{" in str(defaults[name]) and "default" in " ".join(opt["description"]), name
+    assert options["guest_lan_method"]["required"] and "guest_lan_method" not in defaults
+
+
+def test_role_documentation_renders(collection):
+    p = subprocess.run(["ansible-doc", "-t", "role", "kvmnet.network.guest_lan"],
+                       env=collection["env"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "guest_lan_method" in p.stdout and "direct_bridge" in p.stdout
