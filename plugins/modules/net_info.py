@@ -51,6 +51,10 @@ options:
   uri:
     description:
       - The libvirt connection URI.
+      - A URI of another host (C(qemu+ssh://HOST/system)) reports that host's networks and guests
+        without joining them with this host's bridges and links (the cross references and the
+        interfaces' RV(ansible_facts.kvmnet_net.guests[].interfaces[].bridge) and C(parent) are
+        null, and C(ip) is not run for guests alone).
     type: str
     default: qemu:///system
 attributes:

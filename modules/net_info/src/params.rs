@@ -53,9 +53,17 @@ impl Params {
     pub fn needs_nm(&self) -> bool {
         self.wants(Part::Bridges) || self.wants(Part::Macvtaps)
     }
-    /// The kernel's links are read for these parts (guests: their target devices).
+    /// The kernel's links are read for these parts (guests: their target devices, when
+    /// the guests run here).
     pub fn needs_links(&self) -> bool {
-        self.needs_nm() || self.wants(Part::Guests)
+        self.needs_nm() || (self.wants(Part::Guests) && self.libvirt_here())
+    }
+    /// Whether `uri` names this host's libvirt (no host part: `qemu:///system`), so that
+    /// its networks and guests can be joined with this host's bridges and links.
+    pub fn libvirt_here(&self) -> bool {
+        self.uri
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.starts_with('/'))
     }
     /// libvirt is read for these parts (guests: their networks tell their method).
     pub fn needs_libvirt(&self) -> bool {

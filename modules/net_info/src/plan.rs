@@ -52,15 +52,19 @@ pub struct Host<'a> {
     /// NetworkManager's profiles, when read.
     pub nm: Option<&'a Connections>,
     pub links: &'a [Link],
-    /// libvirt's networks and domains, when read.
+    /// libvirt's networks and domains, when read (the `networks` and `guests` parts).
+    pub inventory: Option<&'a Inventory>,
+    /// The same when they are this host's (a local URI): what the cross references
+    /// between libvirt's objects and this host's bridges and links are made from.
     pub libvirt: Option<&'a Inventory>,
-    /// Running guests' target devices -> the guest (when guests were read).
+    /// Running guests' target devices -> the guest (when this host's guests were read).
     pub targets: BTreeMap<String, String>,
 }
 
 impl<'a> Host<'a> {
-    fn new(cur: &'a Current) -> Self {
-        let libvirt = cur.libvirt.get();
+    fn new(p: &Params, cur: &'a Current) -> Self {
+        let inventory = cur.libvirt.get();
+        let libvirt = inventory.filter(|_| p.libvirt_here());
         let mut targets = BTreeMap::new();
         for d in libvirt.iter().flat_map(|i| &i.domains) {
             for iface in d.live.iter().flat_map(interface::interfaces) {
@@ -72,6 +76,7 @@ impl<'a> Host<'a> {
         Host {
             nm: cur.nm.get(),
             links: &cur.links,
+            inventory,
             libvirt,
             targets,
         }
@@ -122,15 +127,15 @@ fn to_values<T: Serialize>(items: Vec<T>) -> Result<Value> {
 
 pub fn plan(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
     warn_unavailable(env, p, cur);
-    let host = Host::new(cur);
+    let host = Host::new(p, cur);
     let mut facts = Map::new();
     let mut counts = Vec::new();
     for part in p.parts() {
         let list = match part {
             Part::Bridges => to_values(bridges::bridges(&host))?,
             Part::Macvtaps => to_values(macvtaps::macvtaps(&host))?,
-            Part::Networks if host.libvirt.is_some() => to_values(libvirt::networks(&host))?,
-            Part::Guests if host.libvirt.is_some() => to_values(libvirt::guests(&host))?,
+            Part::Networks if host.inventory.is_some() => to_values(libvirt::networks(&host))?,
+            Part::Guests if host.inventory.is_some() => to_values(libvirt::guests(&host))?,
             Part::Networks | Part::Guests => continue,
         };
         let n = list.as_array().map_or(0, Vec::len);

@@ -183,3 +183,43 @@ fn networks_alone_start_only_virsh() {
     assert_eq!(method("brpool"), "direct_bridge");
     assert_eq!(method("default"), "nat");
 }
+
+#[test]
+fn guests_of_another_host_are_not_joined_with_this_hosts_links() {
+    // The lab's libvirt answers as if reached over ssh: its guests' devices are on that
+    // host, so this host's kernel is not read for them, nor asked about them.
+    let uri = "qemu+ssh://root@kvm2.example.org/system";
+    let mark = kvmnet_virtxml::virsh::marker(&first_random_hex(16));
+    let names_out = include_str!("../tests/data/lab-full/virsh-names-all.out");
+    let detail_out = include_str!("../tests/data/lab-full/virsh-detail-all.out");
+    let first = kvmnet_virtxml::virsh::batch_argv(
+        uri,
+        &kvmnet_virtxml::inventory::names_commands(true),
+        &mark,
+    );
+    let sec: Vec<&str> = names_out.split(&mark).collect();
+    let lines = |s: &str| s.lines().map(str::to_string).collect::<Vec<_>>();
+    let detail = kvmnet_virtxml::inventory::detail_commands(&lines(sec[0]), &lines(sec[1]));
+    let second = kvmnet_virtxml::virsh::batch_argv(uri, &detail, &mark);
+    let inner = FakeRunner::new()
+        .expect(&strs(&first), Output::ok(names_out))
+        .expect(&strs(&second), Output::ok(detail_out));
+    let out = run(
+        json!({"gather": ["guests"], "uri": uri}),
+        Without {
+            inner,
+            missing: &[],
+        },
+    );
+    assert_eq!(out["failed"], false, "{out}");
+    let guests = out["ansible_facts"]["kvmnet_net"]["guests"]
+        .as_array()
+        .unwrap();
+    let vm = guests.iter().find(|g| g["name"] == "vm-bridge").unwrap();
+    let i = &vm["interfaces"][0];
+    assert_eq!(
+        (&i["target"], &i["method"]),
+        (&json!("vnet0"), &json!("bridge"))
+    );
+    assert_eq!((&i["bridge"], &i["parent"]), (&Value::Null, &Value::Null));
+}

@@ -94,7 +94,7 @@ fn addresses(def: &Element) -> Vec<String> {
 
 pub fn networks(host: &Host) -> Vec<NetworkFacts> {
     let mut out: Vec<NetworkFacts> = host
-        .libvirt
+        .inventory
         .iter()
         .flat_map(|i| &i.networks)
         .filter_map(|n| {
@@ -160,7 +160,11 @@ fn same(a: &Facets, b: &Facets) -> bool {
 /// interface only the running guest has), with what the kernel says of its live device.
 fn iface(host: &Host, inv: &Inventory, f: Facets, live: Option<&Element>) -> Iface {
     let target = live.and_then(interface::target_dev);
-    let kernel: Option<&Link> = target.as_deref().and_then(|t| host.link(t));
+    // The kernel's view of the device, when the guest runs on this host.
+    let kernel: Option<&Link> = target
+        .as_deref()
+        .filter(|_| host.libvirt.is_some())
+        .and_then(|t| host.link(t));
     Iface {
         method: method(&f, inv),
         mac: f.mac,
@@ -218,7 +222,7 @@ fn guest(host: &Host, inv: &Inventory, d: &Domain) -> Guest {
 }
 
 pub fn guests(host: &Host) -> Vec<Guest> {
-    let Some(inv) = host.libvirt else {
+    let Some(inv) = host.inventory else {
         return Vec::new();
     };
     let mut out: Vec<Guest> = inv.domains.iter().map(|d| guest(host, inv, d)).collect();
