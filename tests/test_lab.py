@@ -26,7 +26,7 @@ sys.path.insert(0, str(LAB_DIR))
 
 import kvmlab  # noqa: E402
 
-PREFIX = "kvmtest"
+PREFIX = os.environ.get("KVMNET_TEST_LAB_PREFIX") or "kvmtest"
 FLEET = ["tl1", "tl2", "tl3"]
 CLI_ENV = dict(os.environ, KVMNET_LAB_PREFIX=PREFIX)
 MUSL = "x86_64-unknown-linux-musl"
