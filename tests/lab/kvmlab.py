@@ -825,9 +825,13 @@ class Lab:
     # -- entering ----------------------------------------------------------------------------
 
     def enter_argv(self, argv, net: str | None = None, wd: str | None = None) -> list:
-        """argv that runs ``argv`` inside the lab (all its namespaces; ``net``: a netns file)."""
+        """argv that runs ``argv`` inside the lab (all its namespaces; ``net``: a netns file).
+
+        ``wd``: the working directory as a path the machine sees (nsenter opens it before it
+        enters); default the lab's /."""
         return ["nsenter", "-t", str(self.holder()), "--mount", "--uts", "--ipc", "--pid",
-                f"--net={net}" if net else "--net", f"--wd={wd or '/'}", "--", *argv]
+                f"--net={net}" if net else "--net", *([f"--wd={wd}"] if wd else []),
+                "--", *argv]
 
     def exec_argv(self, argv, cwd: str | None = None) -> list:
         """argv that runs ``argv`` in the lab in the working directory ``cwd`` (default: ours)."""
@@ -836,9 +840,10 @@ class Lab:
                 cwd = os.getcwd()
             except FileNotFoundError:
                 cwd = "/"
-        if not os.path.isdir(f"/proc/{self.holder()}/root{cwd}"):
-            cwd = "/"
-        return self.enter_argv(list(argv), wd=cwd)
+        # the directory as the lab sees it (its own mounts: a userland's root, its /work), so
+        # that getcwd() works in there
+        wd = f"/proc/{self.holder()}/root{cwd}"
+        return self.enter_argv(list(argv), wd=wd if os.path.isdir(wd) else None)
 
     def exec(self, argv, check: bool = True, input: str | None = None, timeout: float = 120,
              env: dict | None = None) -> subprocess.CompletedProcess:
