@@ -226,6 +226,14 @@ if [ -n "$ROOT" ]; then
   mkdir -p "$L/upper/rootfs" "$L/work/rootfs" "$N"
   mount -t overlay -o "lowerdir=$ROOT,upperdir=$L/upper/rootfs,workdir=$L/work/rootfs" \
     kvmnet-root "$N"
+  # and, as in a lab of the machine's userland, its own overlay over each directory software
+  # writes to (tests look for /usr being an overlay before they change anything there)
+  for d in OVERLAY_DIRS; do
+    [ -d "$ROOT/$d" ] || continue
+    mkdir -p "$L/upper/$d" "$L/work/$d"
+    mount -t overlay -o "lowerdir=$ROOT/$d,upperdir=$L/upper/$d,workdir=$L/work/$d" \
+      "kvmnet-$d" "$N/$d"
+  done
   mount --rbind /dev "$N/dev"
   for d in tmp work; do
     [ -d "/$d" ] || continue
