@@ -1183,12 +1183,13 @@ Subsystem sftp internal-sftp
             return f"{INDEX_DIR}/qemu-capabilities"
         return f"{INDEX_DIR}/qemu-capabilities.{os.path.basename(os.path.dirname(root))}"
 
-    def _keep_logs(self):
-        """After a failed up: keep the logs where the error message can point to."""
+    def _keep_logs(self, what: str = "come up"):
+        """After a failed up (or restart, reboot): keep the logs where the error message can
+        point to; the state dir goes with the lab."""
         dst = f"/tmp/kvmnet-lab-failed-{self.prefix}-{self.name}"
         shutil.rmtree(dst, ignore_errors=True)
         shutil.copytree(f"{self.state_dir}/log", dst)
-        print(f"kvmlab: lab {self.name} failed to come up; logs kept in {dst}", file=sys.stderr)
+        print(f"kvmlab: lab {self.name} failed to {what}; logs kept in {dst}", file=sys.stderr)
 
     # -- daemons -----------------------------------------------------------------------------
 
@@ -1199,12 +1200,30 @@ Subsystem sftp internal-sftp
         if not _wait_gone(pids, timeout):
             _kill(pids, signal.SIGKILL)
             _wait_gone(pids, 5)
+        if daemon == "nm" and pids:
+            # the bus may not have seen the old NetworkManager go yet: a new one started now
+            # finds its name taken ("Service already taken") and exits
+            ask = self.enter_argv(["dbus-send", "--system", "--print-reply",
+                                     "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus.NameHasOwner",
+                                     "string:org.freedesktop.NetworkManager"])
+            deadline = time.monotonic() + 10
+            while "boolean true" in _run(ask, check=False, env=DAEMON_ENV).stdout:
+                if time.monotonic() > deadline:
+                    raise LabError(f"lab {self.name}: the old NetworkManager still holds its "
+                                   "D-Bus name")
+                time.sleep(0.02)
 
     def restart(self, daemon: str, timeout: float = 60) -> None:
         """Restart "nm" or "libvirt"; return when it is ready again."""
         self._daemon(daemon)
         self._stop(daemon)
-        self._start_daemons((daemon,), timeout)
+        try:
+            self._start_daemons((daemon,), timeout)
+        except LabError:
+            with contextlib.suppress(Exception):
+                self._keep_logs(f"restart {daemon}")
+            raise
 
     def _infra(self) -> set:
         """Machine PIDs of the lab's own processes: holder, bus, sshd and its sessions, DHCP."""
@@ -1237,7 +1256,12 @@ Subsystem sftp internal-sftp
         if not _wait_gone(doomed, 20):
             raise LabError(f"lab {self.name}: processes {doomed} survived SIGKILL")
         _run(self.enter_argv(["sh", "-c", REBOOT_SH]), env=DAEMON_ENV)
-        self._start_daemons(("nm", "libvirt"), timeout)
+        try:
+            self._start_daemons(("nm", "libvirt"), timeout)
+        except LabError:
+            with contextlib.suppress(Exception):
+                self._keep_logs("reboot")
+            raise
 
     # -- guests ------------------------------------------------------------------------------
 
