@@ -261,7 +261,8 @@ mount -o remount,bind,ro,nosuid,nodev,noexec "$N/sys"
 # but the machine's toolchains there stay usable (read-only) by their absolute paths
 mkdir -p -m 0700 "$L/root"
 for f in bashrc profile; do
-  if [ -f "$N/usr/share/base-files/dot.$f" ]; then cp "$N/usr/share/base-files/dot.$f" "$L/root/.$f"; fi
+  src="$N/usr/share/base-files/dot.$f"
+  if [ -f "$src" ]; then cp "$src" "$L/root/.$f"; fi
 done
 for d in TOOL_DIRS; do
   [ -d "/root/$d" ] || continue
@@ -544,7 +545,8 @@ def host_userland() -> str:
             k, _, v = line.strip().partition("=")
             if k == "VERSION_CODENAME" and v:
                 return v.strip('"')
-    raise LabError("cannot tell this machine's Debian suite (no VERSION_CODENAME in /etc/os-release)")
+    raise LabError("cannot tell this machine's Debian suite (no VERSION_CODENAME in "
+                   "/etc/os-release)")
 
 
 def _userland(userland: str | None) -> str:
@@ -892,7 +894,7 @@ class Lab:
 
     @property
     def wire_ssh(self) -> str:
-        """An ssh for Ansible (``ansible_ssh_executable``) that runs in this lab's wire namespace."""
+        """An ssh for Ansible (``ansible_ssh_executable``) running in this lab's wire namespace."""
         return f"{self.state_dir}/wire-ssh"
 
     def lan_address(self) -> str | None:
