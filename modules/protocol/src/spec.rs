@@ -453,9 +453,11 @@ fn given<'a>(opt: &Opt, raw: &'a Map<String, Value>, path: &str) -> Result<Optio
             continue;
         };
         match found {
-            Some((first, fv)) if fv != v => return Err(Error::invalid(format!(
+            Some((first, fv)) if fv != v => {
+                return Err(Error::invalid(format!(
                 "option '{path}' is given twice with different values (as '{first}' and '{key}')"
-            ))),
+            )))
+            }
             Some(_) => {}
             None => found = Some((key, v)),
         }

@@ -1,7 +1,17 @@
 //! What kvmnet knows of libvirt network definitions (owned by libvirt_net): libvirt's
-//! rewrites and added defaults (measured on libvirt 9.0), so that the definition a user
-//! wrote and the one libvirt stores compare equal when they mean the same; which values
-//! libvirt picks by itself and a redefinition must keep; and a summary for results.
+//! rewrites and added defaults ([`respell`]), so that the definition a user wrote and the
+//! one libvirt stores compare equal when they mean the same; libvirt's layout, so a diff
+//! shows only what changes ([`layout`]); which values libvirt picks by itself and a
+//! redefinition must keep; where two definitions differ, by dotted path
+//! ([`differences`]); and a summary for results.
+
+mod differences;
+pub mod layout;
+pub mod respell;
+
+pub use differences::differences;
+pub use layout::{align, insert_ordered, libvirt_layout};
+pub use respell::respell;
 
 use crate::normalize;
 use crate::tree::Element;
@@ -25,39 +35,6 @@ pub const FORWARD_MODES: &[&str] = &[
 
 /// libvirt's default NAT port range, added to live definitions.
 const NAT_PORTS: (&str, &str) = ("1024", "65535");
-
-/// Child order libvirt writes a `<network>` in; used when kvmnet inserts an element.
-const ORDER: &[&str] = &[
-    "name",
-    "uuid",
-    "title",
-    "description",
-    "metadata",
-    "forward",
-    "bridge",
-    "mtu",
-    "mac",
-    "domain",
-    "dns",
-    "ip",
-    "route",
-];
-
-fn rank(name: &str) -> usize {
-    ORDER.iter().position(|n| *n == name).unwrap_or(ORDER.len())
-}
-
-/// Insert `child` where libvirt would write it (before the first sibling that comes
-/// later in libvirt's order).
-pub fn insert_ordered(net: &mut Element, child: Element) {
-    let r = rank(&child.name);
-    let at = net
-        .children
-        .iter()
-        .position(|c| rank(&c.name) > r)
-        .unwrap_or(net.children.len());
-    net.children.insert(at, child);
-}
 
 /// The forward mode as kvmnet names it: `isolated` without `<forward>`, and libvirt's
 /// default `nat` for a `<forward>` without a mode.
@@ -142,33 +119,21 @@ pub fn netmask_prefix(mask: &str) -> Option<u32> {
     (bits.checked_shl(ones).unwrap_or(0) == 0).then_some(ones)
 }
 
-/// The canonical form of one network definition: what libvirt rewrites or adds by
-/// itself without changing the meaning is brought to one spelling. Used for both sides
-/// of every comparison (desired vs inactive, live vs inactive).
+/// The canonical form of one network definition, for comparisons only: libvirt's
+/// spelling ([`respell`]), without what only a running network's XML shows (connection
+/// counters, the VFs found under a PF, the default NAT port range), with netmasks as
+/// prefixes, and with attribute and child order made irrelevant. Used for both sides of
+/// every comparison (desired vs inactive, live vs inactive).
 pub fn canonical(net: &Element) -> Element {
-    let mut n = net.clone();
-    // Runtime-only counters (live XML).
+    let mut n = respell(net);
     normalize::remove_attr_everywhere(&mut n, "connections");
-    normalize::remove_default_attr(&mut n, "ipv6", "no");
     if let Some(f) = n.child_mut("forward") {
-        if f.attr("mode").is_none() {
-            f.set_attr("mode", "nat");
-        }
-        let has_pf = f.child("pf").is_some();
-        if has_pf {
+        if f.child("pf").is_some() {
             // The live XML lists the VFs libvirt found under the PF.
             f.remove_children("interface");
-            f.remove_attr("dev");
-        } else if let Some(dev) = f.remove_attr("dev") {
-            // `<forward dev='X'>` is stored as `<forward dev='X'><interface dev='X'/>`.
-            if f.child("interface").is_none() {
-                f.children
-                    .push(Element::new("interface").with_attr("dev", &dev));
-            }
         }
-        if f.attr("mode") == Some("hostdev") && f.attr("managed").is_none() {
-            f.set_attr("managed", "no");
-        }
+        // `dev` only repeats the pool's first device.
+        f.remove_attr("dev");
         // The live XML of a NAT network carries the default port range.
         if let Some(nat) = f.child_mut("nat") {
             nat.children.retain(|p| {
@@ -181,16 +146,9 @@ pub fn canonical(net: &Element) -> Element {
         f.children
             .retain(|c| !(c.name == "nat" && c.children.is_empty() && c.attrs.is_empty()));
     }
-    if let Some(b) = n.child_mut("bridge") {
-        normalize::remove_default_attr(b, "stp", "on");
-        normalize::remove_default_attr(b, "delay", "0");
-    }
-    n.children
-        .retain(|c| !(c.name == "bridge" && c.attrs.is_empty() && c.children.is_empty()));
     for ip in n.children.iter_mut().filter(|c| c.name == "ip") {
         normalize::remove_default_attr(ip, "family", "ipv4");
-        let v6 = ip.attr("family") == Some("ipv6");
-        if !v6 {
+        if ip.attr("family") != Some("ipv6") {
             if let Some(p) = ip.attr("netmask").and_then(netmask_prefix) {
                 ip.remove_attr("netmask");
                 ip.set_attr("prefix", &p.to_string());
@@ -277,61 +235,6 @@ pub fn carry_over(desired: &Element, current: Option<&Element>) -> Element {
         }
     }
     d
-}
-
-/// Dotted paths of where two canonical definitions differ, for messages
-/// (`forward.mode`, `bridge.name`, `ip`).
-pub fn differences(a: &Element, b: &Element) -> Vec<String> {
-    let mut out = Vec::new();
-    diff_at(a, b, "", &mut out);
-    out
-}
-
-fn diff_at(a: &Element, b: &Element, path: &str, out: &mut Vec<String>) {
-    let here = |s: &str| {
-        if path.is_empty() {
-            s.to_string()
-        } else {
-            format!("{path}.{s}")
-        }
-    };
-    let mut keys: Vec<&str> = a
-        .attrs
-        .iter()
-        .chain(b.attrs.iter())
-        .map(|(k, _)| k.as_str())
-        .collect();
-    keys.sort();
-    keys.dedup();
-    for k in keys {
-        if a.attr(k) != b.attr(k) {
-            out.push(here(k));
-        }
-    }
-    if a.text != b.text {
-        out.push(if path.is_empty() {
-            "text".into()
-        } else {
-            path.to_string()
-        });
-    }
-    let mut names: Vec<&str> = a
-        .children
-        .iter()
-        .chain(b.children.iter())
-        .map(|c| c.name.as_str())
-        .collect();
-    names.sort();
-    names.dedup();
-    for n in names {
-        let ac: Vec<&Element> = a.children_named(n).collect();
-        let bc: Vec<&Element> = b.children_named(n).collect();
-        if ac.len() == 1 && bc.len() == 1 {
-            diff_at(ac[0], bc[0], &here(n), out);
-        } else if ac != bc {
-            out.push(here(n));
-        }
-    }
 }
 
 #[cfg(test)]
