@@ -14,7 +14,7 @@ module: domain_iface
 short_description: Point one interface of an existing libvirt guest at a network, a bridge or a host NIC
 version_added: 0.1.0
 author:
-  - kvmnet contributors
+  - kvmnet contributors (!UNKNOWN)
 description:
   - Edits one C(<interface>) of an existing libvirt domain, chosen by its MAC address, so that it
     uses a libvirt network (C(type=network)), a host bridge (C(type=bridge)) or a host NIC through
@@ -120,6 +120,7 @@ attributes:
       definition and, when the running guest changes too, for the live one. Adding has an empty
       before, removing an empty after.
   platform:
+    support: full
     platforms: posix
     description: Linux KVM hosts with libvirt 6 or later (EL8+, Debian 11+, Ubuntu 20.04+).
 notes:

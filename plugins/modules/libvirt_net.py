@@ -14,7 +14,7 @@ module: libvirt_net
 short_description: Manage a libvirt network in any forward mode, compared semantically
 version_added: 0.1.0
 author:
-  - kvmnet contributors
+  - kvmnet contributors (!UNKNOWN)
 description:
   - Defines, redefines, starts, stops, autostarts and removes one libvirt network, the way
     C(virsh net-define), C(net-start), C(net-autostart), C(net-destroy) and C(net-undefine)
@@ -173,6 +173,7 @@ attributes:
         or removed), and the state flags C(active), C(autostart), C(persistent) before and
         after.
   platform:
+    support: full
     platforms: posix
     description:
       - Linux KVM hosts with libvirt 6 or later (EL8+, Debian 11+, Ubuntu 20.04+).
@@ -302,7 +303,9 @@ commands:
   returned: always
   type: list
   elements: list
-  sample: [["virsh", "-c", "qemu:///system", "net-define", "--file", "/dev/stdin"], ["virsh", "-c", "qemu:///system", "net-destroy", "--network", "host-bridge"], ["virsh", "-c", "qemu:///system", "net-start", "--network", "host-bridge"]]
+  sample: [["virsh", "-c", "qemu:///system", "net-define", "--file", "/dev/stdin"],
+           ["virsh", "-c", "qemu:///system", "net-destroy", "--network", "host-bridge"],
+           ["virsh", "-c", "qemu:///system", "net-start", "--network", "host-bridge"]]
 restart_required:
   description:
     - True when the network runs a definition older than its inactive one (changed in this
@@ -321,8 +324,10 @@ diff:
   sample:
     - before_header: libvirt network host-bridge (inactive XML)
       after_header: libvirt network host-bridge (inactive XML)
-      before: "<network>\n  <name>host-bridge</name>\n  <uuid>c1da1a30-d80d-48e6-b500-e203490470a7</uuid>\n  <forward mode='bridge'/>\n  <bridge name='br0'/>\n</network>\n"
-      after: "<network>\n  <name>host-bridge</name>\n  <uuid>c1da1a30-d80d-48e6-b500-e203490470a7</uuid>\n  <forward mode='bridge'/>\n  <bridge name='br1'/>\n</network>\n"
+      before: "<network>\n  <name>host-bridge</name>\n  <uuid>\
+        c1da1a30-d80d-48e6-b500-e203490470a7</uuid>\n  <forward mode='bridge'/>\n  <bridge name='br0'/>\n</network>\n"
+      after: "<network>\n  <name>host-bridge</name>\n  <uuid>\
+        c1da1a30-d80d-48e6-b500-e203490470a7</uuid>\n  <forward mode='bridge'/>\n  <bridge name='br1'/>\n</network>\n"
     - before_header: libvirt network host-bridge (state)
       after_header: libvirt network host-bridge (state)
       before: {active: true, autostart: true, persistent: true}
@@ -393,5 +398,6 @@ xml:
     - Null after O(state=absent).
   returned: always
   type: str
-  sample: "<network>\n  <name>host-bridge</name>\n  <uuid>c1da1a30-d80d-48e6-b500-e203490470a7</uuid>\n  <forward mode='bridge'/>\n  <bridge name='br0'/>\n</network>\n"
+  sample: "<network>\n  <name>host-bridge</name>\n  <uuid>\
+    c1da1a30-d80d-48e6-b500-e203490470a7</uuid>\n  <forward mode='bridge'/>\n  <bridge name='br0'/>\n</network>\n"
 '''

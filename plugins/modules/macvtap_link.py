@@ -14,7 +14,7 @@ module: macvtap_link
 short_description: A macvtap link on a parent NIC, at runtime or persistent across reboots
 version_added: 0.1.0
 author:
-  - kvmnet contributors
+  - kvmnet contributors (!UNKNOWN)
 description:
   - Declares a macvtap link (the tutorial's method 2,
     C(ip link add link ens32 name macvtap0 type macvtap mode private; ip link set macvtap0 up)) and makes the
@@ -121,6 +121,7 @@ attributes:
         C(persistent), C(conn_name) when NetworkManager was read). Creation has an empty I(before), removal an
         empty I(after).
   platform:
+    support: full
     platforms: posix
     description: Linux KVM hosts (EL8 and later, Debian 11 and later, Ubuntu 20.04 and later), run as root.
 notes:

@@ -14,7 +14,7 @@ module: nm_bridge
 short_description: A NetworkManager bridge and its ports, for KVM guests on the host's LAN
 version_added: 0.1.0
 author:
-  - kvmnet contributors
+  - kvmnet contributors (!UNKNOWN)
 description:
   - Declares a Linux bridge made by NetworkManager (the tutorial's method 1, C(nmcli con add type bridge)
     plus one C(bridge-slave) profile per port) and makes the host match it, idempotently.
@@ -149,6 +149,7 @@ attributes:
       - Before and after of the tracked properties of the bridge profile, each port profile and each profile
         switched off, deleted or given back; creation has an empty before, deletion an empty after.
   platform:
+    support: full
     platforms: posix
     description: Linux hosts with NetworkManager 1.22 or later (EL8+, Debian 11+, Ubuntu 20.04+).
 notes:

@@ -45,7 +45,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shlex
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.common.json import Direction, get_module_encoder
@@ -76,17 +75,17 @@ esac
 u=`id -u`
 d=`echo @TMP@`/@CACHE@
 mkdir -p "$d" 2>/dev/null && [ -d "$d" ] || { echo "@MARK@unwritable:$m:$d"; exit 0; }
-set -- `stat -c '%u %a' "$d" "$d/.." 2>/dev/null` x x x x
+set -- `stat -c "%u %a" "$d" "$d/.." 2>/dev/null` x x x x
 if [ -h "$d" ] || [ "$1 $2" != "$u 700" ] || { [ "$3" != "$u" ] && [ "$3" != 0 ]; }; then
-  echo "@MARK@unsafe:$m:$d: owner and mode $1 $2, parent's $3 $4 (uid $u)"; exit 0
+  echo "@MARK@unsafe:$m:$d: owner and mode $1 $2, its parent $3 $4 (uid $u)"; exit 0
 fi
 case $4 in *[2367]?|*[2367]) case $4 in 1???) ;; *)
   echo "@MARK@unsafe:$m:$d: its parent is writable by others (mode $4)"; exit 0;; esac;; esac
 b=$d/$h
 f=
 t=
-trap 'rm -f "$f" "$t"' 0
-trap 'exit 129' 1 2 15
+trap "rm -f \"\$f\" \"\$t\"" 0
+trap "exit 129" 1 2 15
 """
 
 _VERIFY = r"""[ -f "$b" ] && [ ! -h "$b" ] && [ "`stat -c %u "$b"`" = "$u" ] && [ "`sha256sum <"$b"`" = "$h  -" ]"""
@@ -99,7 +98,7 @@ f=`mktemp "$d/args.XXXXXX"` && cat >"$f" || exit 125
 
 # The binary is sent: one line of arguments, then the binary's bytes, on stdin.
 _SEND_AND_RUN = _PREAMBLE + r"""f=`mktemp "$d/args.XXXXXX"` && t=`mktemp "$d/new.XXXXXX"` || exit 125
-IFS= read -r l && printf '%s\n' "$l" >"$f" && cat >"$t" && chmod 700 "$t" &&
+IFS= read -r l && printf "%s\n" "$l" >"$f" && cat >"$t" && chmod 700 "$t" &&
   [ "`sha256sum <"$t"`" = "$h  -" ] && mv -f "$t" "$b" || { echo "@MARK@sendfailed:$m"; exit 0; }
 t=
 """ + _VERIFY + r""" || { echo "@MARK@sendfailed:$m"; exit 0; }
@@ -205,8 +204,9 @@ class BinaryModuleAction(ActionBase):
         remote_tmp = self.get_shell_option("remote_tmp", default="~/.ansible/tmp")
         script = (template.replace("@HASHES@", cases).replace("@MARK@", MARK).replace("@CACHE@", CACHE_NAME)
                   .replace("@RUN@", run).replace("@TMP@", remote_tmp))
-        cmd = "/bin/sh -c " + shlex.quote(script)
-        return self._low_level_execute_command(cmd, sudoable=True, in_data=in_data)
+        # _low_level_execute_command runs it with the play's shell executable (/bin/sh -c),
+        # through become when the task has it
+        return self._low_level_execute_command(script, sudoable=True, in_data=in_data)
 
     @staticmethod
     def _mark(res: dict):
