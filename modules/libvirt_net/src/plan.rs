@@ -173,7 +173,7 @@ fn warn_devices(env: &mut Env, name: &str, devices: &[HostDevice]) {
     for d in devices {
         let problem = match (&d.kind, d.what) {
             (None, _) => "does not exist on this host",
-            (Some(k), "bridge") if !k.is_bridge() => "is not a bridge",
+            (Some(k), "bridge") if !(k.is_bridge() || k.is_openvswitch()) => "is not a bridge",
             _ => continue,
         };
         let what = match d.what {
