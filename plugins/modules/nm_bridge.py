@@ -225,12 +225,15 @@ changed:
   type: bool
   sample: true
 commands:
-  description: The argv of every command that changed something, or would have in check mode.
+  description:
+    - The argv of every command that changed something, or would have in check mode.
+    - NetworkManager chooses a new profile's UUID (older NetworkManager refuses one chosen by the caller);
+      in check mode a command that names a profile yet to be made shows C(<uuid of NAME>) in its place.
   returned: always
   type: list
   elements: list
   sample:
-    - [nmcli, con, add, type, bridge, ifname, br0, con-name, bridge-br0, connection.uuid, 0800e1b1-566e-45fb-abb4-68d1fa8c8912, bridge.stp, "no"]
+    - [nmcli, con, add, type, bridge, ifname, br0, con-name, bridge-br0, bridge.stp, "no"]
     - [nmcli, con, up, uuid, 0800e1b1-566e-45fb-abb4-68d1fa8c8912]
 diff:
   description:
