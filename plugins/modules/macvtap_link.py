@@ -267,7 +267,9 @@ link:
       returned: when I(persistent) is given
       sample: macvlan-macvtap0
     conn_uuid:
-      description: UUID of the NetworkManager profile.
+      description:
+        - UUID of the NetworkManager profile. NetworkManager chooses it when it makes the profile,
+          so it is C(null) in check mode for a profile that would be created.
       type: str
       returned: when I(persistent) is given
       sample: 5b0c4f3e-7a51-4d2e-9a39-0c6f1a2b3c4d
