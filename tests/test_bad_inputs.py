@@ -118,7 +118,7 @@ CASES = [
     ("nb-foreign-bridge", NB, {"name": "br0", "ports": ["ens32"]}, UNSUPPORTED, "'br8'"),
     ("nb-huge-conn-name", NB, {"name": "br0", "conn_name": BIG}, INVALID, "option 'conn_name'"),
     ("nb-conn-name-ctrl", NB, {"name": "br0", "conn_name": "a\tb"}, INVALID, "option 'conn_name'"),
-    ("nb-conn-name-taken", NB, {"name": "br0", "conn_name": "lo"}, INVALID, "option 'conn_name'"),
+    ("nb-conn-name-taken", NB, {"name": "br0", "conn_name": "br5"}, INVALID, "option 'conn_name'"),
     ("nb-unknown-option", NB, {"name": "br0", "colour": "red"}, INVALID, "colour"),
     ("nb-port-profiles", NB, {"name": "br0", "port_profiles": "nuke"}, INVALID,
      "option 'port_profiles'"),

@@ -201,6 +201,33 @@ pub fn read(ctx: &mut Ctx, select: impl Fn(&Row) -> bool, how: Props) -> Result<
     }
 }
 
+/// A device name as NetworkManager before 1.42 prints it: bytes outside ASCII as octal
+/// escapes (`br\303\274` for `brü`) and a backslash doubled; later versions print the
+/// name as it is, which this leaves unchanged.
+pub fn device_name(printed: &str) -> String {
+    if !printed.contains('\\') {
+        return printed.to_string();
+    }
+    let b = printed.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = |j: usize| b.get(j).is_some_and(|c| (b'0'..=b'7').contains(c));
+        if b[i] == b'\\' && octal(i + 1) && octal(i + 2) && octal(i + 3) {
+            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// The rows of the list call.
 pub fn parse_rows(text: &str) -> Vec<Row> {
     parse_list(text)
@@ -211,7 +238,7 @@ pub fn parse_rows(text: &str) -> Vec<Row> {
             Row {
                 uuid: r[0].clone(),
                 kind: r[1].clone(),
-                device: r[2].clone(),
+                device: device_name(&r[2]),
                 state: r[3].clone(),
                 file: r[4].clone(),
             }
@@ -326,7 +353,7 @@ pub fn read_devices(ctx: &mut Ctx) -> Result<Vec<Device>> {
         .into_iter()
         .filter(|r| r.len() >= 2)
         .map(|r| Device {
-            name: r[0].clone(),
+            name: device_name(&r[0]),
             state: r[1].clone(),
         })
         .collect())
@@ -369,6 +396,16 @@ mod tests {
             added_uuid("Connection 'x' (not-a-uuid) successfully added.\n"),
             None
         );
+    }
+
+    #[test]
+    fn nm_1_30_escapes_device_names_outside_ascii() {
+        // `nmcli -t -f UUID,TYPE,DEVICE,STATE con show` on NM 1.30.6 (bullseye) for a bridge
+        // `brü`; NM 1.42 prints the name as it is.
+        let rows = parse_rows("u1:bridge:br\\\\303\\\\274:activated:\n");
+        assert_eq!(rows[0].device, "brü");
+        assert_eq!(device_name("brü"), "brü");
+        assert_eq!(device_name("a\\\\b"), "a\\b");
     }
 
     #[test]
