@@ -76,6 +76,16 @@ def host(lab):
     lab.define_guest("vm1", [f"<interface type='network'><mac address='{VM1_MAC}'/>"
                              "<source network='default'/><model type='virtio'/>"
                              "<rom enabled='no'/></interface>"])
+    # NetworkManager goes on a moment after the commands return (activations, the
+    # profiles it generates for br8): start from a host that has settled.
+    deadline = time.monotonic() + 20
+    last = snapshot(lab)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = snapshot(lab)
+        if now == last:
+            break
+        last = now
     return lab
 
 
