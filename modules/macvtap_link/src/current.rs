@@ -6,7 +6,7 @@
 use crate::params::{Params, Persistence, State};
 use kvmnet_iproute::{find, normalize_mac, read_links, Link, MacvlanMode};
 use kvmnet_nmcli::conn::{self, Conn, Props};
-use kvmnet_protocol::{Ctx, Error, ErrorKind, Result};
+use kvmnet_protocol::{Ctx, ErrorKind, Result};
 
 /// The settings read for a macvlan profile (setting-level names: every NM knows them).
 pub const PROFILE_SETTINGS: &str = "connection,macvlan,802-3-ethernet,ipv4,ipv6";
@@ -94,16 +94,13 @@ pub fn read_profiles(ctx: &mut Ctx, name: &str) -> Result<Vec<MacvlanProfile>> {
         ctx,
         |r| r.kind == "macvlan",
         Props::KeyfileFirst(PROFILE_SETTINGS),
-    )
-    .map_err(unreachable_is_missing)?;
-    let mut found: Vec<MacvlanProfile> = Vec::new();
-    for c in conns.conns.iter().filter(|c| c.ifname() == Some(name)) {
-        // A profile active on several devices is listed once per device.
-        if !found.iter().any(|f| f.uuid == c.uuid) {
-            found.push(MacvlanProfile::from_conn(c));
-        }
-    }
-    Ok(found)
+    )?;
+    Ok(conns
+        .conns
+        .iter()
+        .filter(|c| c.ifname() == Some(name))
+        .map(MacvlanProfile::from_conn)
+        .collect())
 }
 
 /// Like [`read_profiles`], but a host without nmcli or a running NetworkManager has none.
@@ -113,17 +110,4 @@ fn read_profiles_if_nm(ctx: &mut Ctx, name: &str) -> Result<Option<Vec<MacvlanPr
         Err(e) if e.kind == ErrorKind::MissingDependency => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// nmcli that cannot reach NetworkManager at all (no D-Bus system bus: "Could not create
-/// NMClient object", rc 1) is a missing NetworkManager too, as rc 8 is.
-fn unreachable_is_missing(e: Error) -> Error {
-    let stderr = e.extra.get("stderr").and_then(|v| v.as_str()).unwrap_or("");
-    if e.kind == ErrorKind::CommandFailed && stderr.contains("Could not create NMClient object") {
-        return Error::missing_dependency(format!(
-            "NetworkManager cannot be reached on this host ({}); this module works through it for persistent links",
-            stderr.trim()
-        ));
-    }
-    e
 }

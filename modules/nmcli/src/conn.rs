@@ -171,7 +171,11 @@ pub fn nmcli_read<S: AsRef<str>>(ctx: &mut Ctx, argv: &[S]) -> Result<String> {
         return Ok(out.stdout);
     }
     let text = format!("{}{}", out.stderr, out.stdout);
-    if out.rc == 8 || text.contains("NetworkManager is not running") {
+    // rc 8: not running; "Could not create NMClient object": no system bus to reach it on.
+    if out.rc == 8
+        || text.contains("NetworkManager is not running")
+        || text.contains("Could not create NMClient object")
+    {
         return Err(Error::missing_dependency(
             "NetworkManager is not running on this host; this module works through it (start NetworkManager, or manage this host's network another way)",
         ));
@@ -190,7 +194,8 @@ pub fn vanished(e: &Error) -> bool {
 /// go away, e.g. right after a bridge is deleted).
 const READ_ATTEMPTS: usize = 3;
 
-/// Read the profiles whose list row `select` accepts, their properties as `how` says.
+/// Read the profiles whose list row `select` accepts, their properties as `how` says. A
+/// profile active on several devices is listed once per device; it is read once.
 pub fn read(ctx: &mut Ctx, select: impl Fn(&Row) -> bool, how: Props) -> Result<Connections> {
     let mut attempt = 1;
     loop {
@@ -247,10 +252,12 @@ pub fn parse_rows(text: &str) -> Vec<Row> {
 }
 
 fn read_once(ctx: &mut Ctx, select: &impl Fn(&Row) -> bool, how: Props) -> Result<Connections> {
-    let rows: Vec<Row> = parse_rows(&nmcli_read(ctx, LIST_ARGV)?)
-        .into_iter()
-        .filter(|r| select(r))
-        .collect();
+    let mut rows: Vec<Row> = Vec::new();
+    for r in parse_rows(&nmcli_read(ctx, LIST_ARGV)?) {
+        if select(&r) && !rows.iter().any(|x| x.uuid == r.uuid) {
+            rows.push(r);
+        }
+    }
     let mut found: Vec<(Row, Profile)> = Vec::new();
     let mut unread: Vec<Row> = Vec::new();
     let settings = match how {
