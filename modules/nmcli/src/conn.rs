@@ -219,7 +219,9 @@ pub fn device_name(printed: &str) -> String {
     while i < b.len() {
         let octal = |j: usize| b.get(j).is_some_and(|c| (b'0'..=b'7').contains(c));
         if b[i] == b'\\' && octal(i + 1) && octal(i + 2) && octal(i + 3) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             out.push(v as u8);
             i += 4;
         } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'\\') {
