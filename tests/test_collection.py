@@ -1,6 +1,7 @@
-"""The foundation end to end: the collection tarball as users get it, its modules run by
-FQCN under a real ansible-playbook, ansible-doc for every module, and the protocol
-library driven through a real playbook by a test-only module (never shipped)."""
+"""The foundation end to end: the collection tarball as users get it (documentation stubs in
+plugins/modules/, static binaries per architecture in files/bin/, action plugins), ansible-doc
+listing and rendering every module, and the protocol library driven through a real playbook by
+a test-only module (never shipped)."""
 
 import shutil
 import subprocess
@@ -13,26 +14,45 @@ from conftest import MODULES, ROOT, ensure_built
 E2E = ROOT / "tests" / "e2e"
 
 
-def test_tarball_holds_binaries_and_docs_only(collection):
+ARCHES = {"x86_64": "x86-64", "aarch64": "ARM aarch64"}  # uname -m -> what file(1) says
+
+
+def test_tarball_layout(collection):
+    """plugins/modules/ holds one documentation stub per module and nothing else; the
+    binaries live in files/bin/<arch>/; one action plugin per module."""
     with tarfile.open(collection["tarball"]) as t:
         members = {m.name: m for m in t.getmembers()}
-    for m in MODULES:
-        binary = members[f"plugins/modules/{m}"]
-        assert binary.isfile() and binary.mode & 0o777 == 0o755, (m, oct(binary.mode))
-        # documentation beside it: a sidecar .yml or a .py stub
-        assert f"plugins/modules/{m}.yml" in members or f"plugins/modules/{m}.py" in members, m
     names = list(members)
+    in_modules = sorted(n for n in names if n.startswith("plugins/modules/"))
+    assert in_modules == sorted(f"plugins/modules/{m}.py" for m in MODULES), in_modules
+    for m in MODULES:
+        assert f"plugins/action/{m}.py" in members
+        for arch in ARCHES:
+            binary = members[f"files/bin/{arch}/{m}"]
+            assert binary.isfile() and binary.mode & 0o777 == 0o755, (m, arch, oct(binary.mode))
+    assert "plugins/plugin_utils/binary_module.py" in members
     assert not [n for n in names if n.endswith(".rs") or n.startswith(("target", "modules", "tests"))], names
     assert not [n for n in names if "kvmnet_test" in n], names
     assert "meta/runtime.yml" in members and "MANIFEST.json" in members
+    assert "changelogs/changelog.yaml" in members
 
 
-def test_shipped_binaries_are_static(collection):
-    base = collection["path"] / "ansible_collections" / "kvmnet" / "network" / "plugins" / "modules"
-    for m in MODULES:
-        out = subprocess.run(["file", "-b", str(base / m)], capture_output=True, text=True, check=True).stdout
-        assert "statically linked" in out or "static-pie linked" in out, (m, out)
-        assert "x86-64" in out, out
+def test_shipped_binaries_are_static_for_each_arch(collection):
+    base = collection["path"] / "ansible_collections" / "kvmnet" / "network" / "files" / "bin"
+    for arch, word in ARCHES.items():
+        for m in MODULES:
+            out = subprocess.run(["file", "-b", str(base / arch / m)], capture_output=True, text=True,
+                                 check=True).stdout
+            assert "statically linked" in out or "static-pie linked" in out, (arch, m, out)
+            assert word in out, (arch, m, out)
+
+
+def test_ansible_doc_lists_every_module(collection):
+    p = subprocess.run(["ansible-doc", "-l", "kvmnet.network"], env=collection["env"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    listed = sorted(line.split()[0] for line in p.stdout.splitlines() if line.strip())
+    assert listed == sorted(f"kvmnet.network.{m}" for m in MODULES), p.stdout + p.stderr
 
 
 @pytest.mark.parametrize("module", MODULES)
@@ -41,7 +61,7 @@ def test_ansible_doc_renders(collection, module):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert f"kvmnet.network.{module}" in p.stdout
-    assert "EXAMPLES" in p.stdout and "RETURN VALUES" in p.stdout or "RETURN" in p.stdout
+    assert "EXAMPLES" in p.stdout and "RETURN VALUES" in p.stdout, p.stdout[-2000:]
 
 
 @pytest.fixture

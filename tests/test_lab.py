@@ -1,10 +1,13 @@
-"""The lab itself (tests/lab, issue 3): a fleet of 3 ssh-enabled lab hosts with real
+"""The lab itself (tests/lab, issues 3, 15, 16): a fleet of 3 ssh-enabled lab hosts with real
 NetworkManager, libvirtd and sshd; guests on a bridge and on macvtap in two labs at once;
-reboot, restart, DHCP, ansible-playbook over ssh, and a teardown that leaves nothing and a
-machine whose network is untouched.
+reboot, restart, DHCP, ssh and ansible-playbook from the far side of a lab's LAN at its lease,
+ansible-playbook over ssh, lab hosts of the other Debian userlands (bullseye, trixie: their
+NetworkManager and libvirt, bridge, guests, LAN ssh, cached roots), and a teardown that leaves
+nothing and a machine whose network is untouched.
 
 These labs use their own prefix (KVMNET_LAB_PREFIX semantics: own state dir, namespace names
-and controller namespace), so the final down-all only ever tears down this file's labs."""
+and controller namespace; KVMNET_TEST_LAB_PREFIX, default kvmtest), so the final down-all only
+ever tears down this file's labs."""
 
 import json
 import os
@@ -26,7 +29,7 @@ sys.path.insert(0, str(LAB_DIR))
 
 import kvmlab  # noqa: E402
 
-PREFIX = "kvmtest"
+PREFIX = os.environ.get("KVMNET_TEST_LAB_PREFIX") or "kvmtest"
 FLEET = ["tl1", "tl2", "tl3"]
 CLI_ENV = dict(os.environ, KVMNET_LAB_PREFIX=PREFIX)
 MUSL = "x86_64-unknown-linux-musl"
@@ -232,6 +235,30 @@ def test_dhcp_profile_on_ens32_gets_a_lease(fleet):
     assert lab.exec(["nmcli", "-g", "DHCP4.OPTION", "con", "show", "lan"]).stdout.strip()
 
 
+def test_lan_side_ssh_reaches_the_lease_from_the_wire(fleet, tmp_path):
+    """ssh to the host at its DHCP lease on ens32 from the far side of its LAN (the wire
+    namespace, where the DHCP server is), as a fleet's controller reaches a host; Ansible too."""
+    lab = fleet[0]  # --dhcp; ens32 holds a lease since the test above
+    lease = lab.lan_address()
+    assert lease and lease.startswith("198.51.100.") and lease != "198.51.100.1", lease
+    addrs = json.loads(lab.exec(["ip", "-j", "-4", "addr", "show", "ens32"]).stdout)[0]
+    assert lease in [a["local"] for a in addrs["addr_info"]]
+    # the wire end is the LAN's gateway and DHCP server; from there the lease answers ssh
+    wire = cli("wire-exec", lab.name, "ip", "-4", "-o", "addr", "show", "ens32").stdout
+    assert "198.51.100.1/24" in wire
+    assert sh(lab.wire_argv(lab.ssh_argv(["hostname"], lan=True))).strip() == lab.name
+    assert cli("ssh", "--lan", lab.name, "hostname").stdout.strip() == lab.name
+    # not from the controller namespace: that one reaches mgmt0 only
+    p = subprocess.run(kvmlab.controller_argv(
+        ["ssh", *lab.ssh_options(), f"root@{lease}", "true"], PREFIX), capture_output=True)
+    assert p.returncode != 0
+    inv = cli("inventory", "--lan", lab.name).stdout
+    assert re.search(rf"^{lab.name} ansible_host={re.escape(lease)} .*"
+                     rf"ansible_ssh_executable={re.escape(lab.wire_ssh)}", inv, re.M), inv
+    out = run_play([lab], tmp_path, RAW_PLAY, lan=True)
+    assert "ok: [tl1]" in out
+
+
 def test_macvtap_guests_in_two_labs_at_once(fleet):
     macvtap = ("<interface type='direct'><source dev='ens33' mode='bridge'/>"
                "<model type='virtio'/><rom enabled='no'/></interface>")
@@ -319,14 +346,29 @@ def ansible_playbook() -> str:
     return found
 
 
-def run_play(fleet, tmp_path, play: str, env_extra=None) -> str:
+RAW_PLAY = textwrap.dedent("""\
+    - hosts: kvmnet_labs
+      gather_facts: false
+      tasks:
+        - raw: hostname; nmcli -t -f RUNNING general
+          register: r
+          changed_when: false
+        - assert:
+            that: r.stdout_lines == [inventory_hostname, "running"]
+    """)
+
+
+def run_play(fleet, tmp_path, play: str, env_extra=None, lan: bool = False) -> str:
+    """ansible-playbook over ssh to the labs: from the controller namespace, or with ``lan``
+    from each lab's wire namespace at its LAN address (ansible-playbook itself stays here)."""
     inv = tmp_path / "hosts.ini"
-    kvmlab.write_inventory(fleet, str(inv))
+    kvmlab.write_inventory(fleet, str(inv), lan=lan)
     (tmp_path / "play.yml").write_text(play)
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False",
                ANSIBLE_RETRY_FILES_ENABLED="False", **(env_extra or {}))
-    argv = kvmlab.controller_argv(
-        [ansible_playbook(), "-i", str(inv), str(tmp_path / "play.yml")], PREFIX)
+    argv = [ansible_playbook(), "-i", str(inv), str(tmp_path / "play.yml")]
+    if not lan:
+        argv = kvmlab.controller_argv(argv, PREFIX)
     p = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert p.returncode == 0, f"ansible-playbook rc {p.returncode}\n{p.stdout}\n{p.stderr}"
     for lab in fleet:
@@ -336,16 +378,7 @@ def run_play(fleet, tmp_path, play: str, env_extra=None) -> str:
 
 
 def test_ansible_reaches_all_labs_over_ssh(fleet, tmp_path):
-    out = run_play(fleet, tmp_path, textwrap.dedent("""\
-        - hosts: kvmnet_labs
-          gather_facts: false
-          tasks:
-            - raw: hostname; nmcli -t -f RUNNING general
-              register: r
-              changed_when: false
-            - assert:
-                that: r.stdout_lines == [inventory_hostname, "running"]
-        """))
+    out = run_play(fleet, tmp_path, RAW_PLAY)
     assert out.count("ok: [") >= 6
 
 
@@ -384,6 +417,179 @@ def test_ansible_runs_a_binary_module_in_every_lab(fleet, tmp_path):
             assert (out_dir / lab.name).read_text().strip() == lab.name
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# userlands other than the machine's: Debian 11 and 13 roots (built once, cached)
+
+# what each suite's mirror serves (checked 2026-12-02): NetworkManager and libvirt upstream
+# versions, by prefix
+USERLAND_VERSIONS = {"bullseye": ("11", "1.30.", "7.0."), "trixie": ("13", "1.52.", "11.3.")}
+USERLANDS = sorted(USERLAND_VERSIONS)
+
+
+@pytest.fixture(scope="module")
+def userland_labs(host_before):
+    """A --ssh --dhcp lab of each other userland, brought up at once (a missing root is built
+    first: about a minute each)."""
+    timings = {}
+
+    def up(userland):
+        t = time.monotonic()
+        lab = kvmlab.Lab.up(f"tu{userland[:4]}", ssh=True, dhcp=True, prefix=PREFIX,
+                            userland=userland)
+        timings[userland] = (round(time.monotonic() - t, 2),
+                             "root built" if lab.info["root_built"] else "cached root")
+        return lab
+
+    labs = {}
+    try:
+        with ThreadPoolExecutor(len(USERLANDS)) as pool:
+            for lab in pool.map(up, USERLANDS):
+                labs[lab.info["userland"]] = lab
+        print(f"\nuserland labs up: {timings}")
+        yield labs
+    finally:
+        for name in [f"tu{u[:4]}" for u in USERLANDS]:
+            kvmlab.Lab(name, PREFIX).down()
+
+
+@pytest.mark.parametrize("userland", USERLANDS)
+def test_userland_runs_its_own_suite(userland_labs, userland, tmp_path):
+    lab = userland_labs[userland]
+    release, nm, libvirt = USERLAND_VERSIONS[userland]
+    info = lab.info
+    assert info["userland"] == userland and info["root"].startswith(kvmlab.ROOTS_DIR)
+    osr = lab.exec(["cat", "/etc/os-release"]).stdout
+    assert f'VERSION_ID="{release}"' in osr and f"VERSION_CODENAME={userland}" in osr, osr
+    # the tools themselves, and what the lab reports (Debian package versions)
+    assert lab.exec(["NetworkManager", "--version"]).stdout.startswith(nm)
+    assert lab.exec(["nmcli", "--version"]).stdout.split()[-1].startswith(nm)
+    assert re.search(rf"\blibvirt\)? {re.escape(libvirt)}",
+                     lab.exec(["libvirtd", "--version"]).stdout)
+    assert info["versions"]["networkmanager"].startswith(nm)
+    assert info["versions"]["libvirt"].startswith(libvirt)
+    assert lab.exec(["qemu-system-x86_64", "--version"]).stdout.startswith("QEMU emulator")
+    st = json.loads(cli("status", lab.name).stdout)
+    assert st["ok"] and st["userland"] == userland and st["versions"] == info["versions"]
+    # daemons as on the machine's userland: NM manages the NICs, libvirt's default network runs
+    devices = lab.exec(["nmcli", "-t", "-f", "DEVICE,STATE", "device"]).stdout.splitlines()
+    assert "ens32:disconnected" in devices and "mgmt0:unmanaged" in devices, devices
+    nets = lab.exec(["virsh", "-c", "qemu:///system", "net-list", "--name"]).stdout.split()
+    assert nets == ["default"]
+    # ssh from the controller namespace; the machine's /tmp and /work are the lab's too
+    out = sh(kvmlab.controller_argv(lab.ssh_argv(["hostname"]), PREFIX))
+    assert out.strip() == lab.name
+    (tmp_path / "f").write_text("from the machine")
+    assert lab.exec(["cat", str(tmp_path / "f")]).stdout == "from the machine"
+    assert lab.exec(["pwd"]).stdout.strip() == os.getcwd()
+    # sudo for an unprivileged user (become)
+    lab.exec(["sh", "-ec", "useradd -m kvmu; echo 'kvmu ALL=(ALL) NOPASSWD: ALL' "
+              "> /etc/sudoers.d/kvmu; chmod 0440 /etc/sudoers.d/kvmu"])
+    assert lab.exec(["runuser", "-u", "kvmu", "--", "sudo", "-n", "id", "-u"]).stdout == "0\n"
+    # writes stay in the lab: the cached root is unchanged
+    assert not os.path.exists(f"{info['root']}/etc/sudoers.d/kvmu")
+    assert "kvmu" not in Path(f"{info['root']}/etc/passwd").read_text()
+
+
+@pytest.mark.parametrize("userland", USERLANDS)
+def test_userland_lan_side_ssh_at_the_lease(userland_labs, userland):
+    lab = userland_labs[userland]
+    lab.exec(["nmcli", "con", "add", "type", "ethernet", "ifname", "ens32", "con-name", "lan",
+              "ipv4.method", "auto", "ipv6.method", "disabled"])
+    lab.exec(["nmcli", "con", "up", "lan"], timeout=60)
+    lease = lab.lan_address()
+    assert lease and lease.startswith("198.51.100."), lease
+    assert sh(lab.wire_argv(lab.ssh_argv(["hostname"], lan=True))).strip() == lab.name
+
+
+def test_userland_ansible_over_both_lans(userland_labs, tmp_path):
+    """Both labs' LANs are 198.51.100.0/24, each in its own wire namespace: one play reaches
+    every host at its lease through that host's wire-ssh."""
+    labs = [userland_labs[u] for u in USERLANDS]
+    assert all(lab.lan_address() for lab in labs)
+    run_play(labs, tmp_path, RAW_PLAY, lan=True)
+
+
+@pytest.mark.parametrize("userland", USERLANDS)
+def test_userland_bridge_carries_guests(userland_labs, userland):
+    """An nmcli bridge with a static address over ens32 activates, a guest starts on it (and
+    one on a macvtap of ens33, whose /dev/tapN lies in the lab's ifindex range), and the host
+    answers ssh at the bridge's address from the LAN side."""
+    lab = userland_labs[userland]
+    lab.exec(["nmcli", "con", "delete", "lan"])
+    lab.exec(["sh", "-ec", textwrap.dedent("""\
+        nmcli con add type bridge ifname br0 con-name br0 bridge.stp no \
+          ipv4.method manual ipv4.addresses 198.51.100.10/24 ipv6.method disabled
+        nmcli con add type bridge-slave ifname ens32 master br0 con-name br0-port
+        nmcli con up br0
+        nmcli con up br0-port
+        """)])
+    active = lab.exec(["nmcli", "-t", "-f", "NAME,DEVICE", "con", "show", "--active"]).stdout
+    assert {"br0:br0", "br0-port:ens32"} <= set(active.splitlines()), active
+    lab.define_guest("gbr", [
+        "<interface type='bridge'><source bridge='br0'/><model type='virtio'/>"
+        "<rom enabled='no'/></interface>",
+        "<interface type='direct'><source dev='ens33' mode='bridge'/><model type='virtio'/>"
+        "<rom enabled='no'/></interface>",
+    ], start=True)
+    virsh = ["virsh", "-c", "qemu:///system"]
+    assert "running" in lab.exec([*virsh, "domstate", "gbr"]).stdout
+    ls = links(lab)
+    vnets = [n for n, d in ls.items() if d.get("master") == "br0" and n.startswith("vnet")]
+    assert len(vnets) == 1 and ls["ens32"].get("master") == "br0", ls
+    taps = [d for d in ls.values() if d.get("linkinfo", {}).get("info_kind") == "macvtap"]
+    assert len(taps) == 1
+    assert lab.index * 256 <= taps[0]["ifindex"] < (lab.index + 1) * 256
+    assert os.path.exists(f"/dev/tap{taps[0]['ifindex']}")
+    assert lab.lan_address() == "198.51.100.10"
+    assert sh(lab.wire_argv(lab.ssh_argv(["hostname"], lan=True))).strip() == lab.name
+    lab.exec([*virsh, "destroy", "gbr"])
+
+
+@pytest.mark.parametrize("userland", USERLANDS)
+def test_userland_second_up_reuses_the_cached_root(userland_labs, userland):
+    first = userland_labs[userland]
+    meta = kvmlab._read_meta(os.path.dirname(first.info["root"]))
+    t = time.monotonic()
+    lab = kvmlab.Lab.up(f"tv{userland[:4]}", prefix=PREFIX, userland=userland)
+    try:
+        up_time = time.monotonic() - t
+        assert lab.info["root"] == first.info["root"] and not lab.info["root_built"]
+        assert kvmlab._read_meta(os.path.dirname(lab.info["root"]))["built_at"] == \
+            meta["built_at"]
+        assert lab.exec(["nmcli", "-t", "-f", "RUNNING", "general"]).stdout == "running\n"
+        # pristine: nothing the first lab wrote is here
+        assert "kvmu" not in lab.exec(["cat", "/etc/passwd"]).stdout
+        profiles = lab.exec(["nmcli", "-t", "-f", "NAME", "con", "show"]).stdout.split()
+        assert not {"br0", "br0-port", "lan"} & set(profiles), profiles
+        t = time.monotonic()
+    finally:
+        lab.down()
+    print(f"\n{userland}: second lab up (cached root, no ssh) {up_time:.2f}s, "
+          f"down {time.monotonic() - t:.2f}s")
+
+
+@pytest.mark.parametrize("userland", USERLANDS)
+def test_userland_down_leaves_nothing(userland_labs, userland):
+    lab = userland_labs[userland]
+    holder = lab.holder()
+    pid_ns = kvmlab._ino(f"/proc/{holder}/ns/pid")
+    net_ns = {kvmlab._ino(f"/run/netns/{n}") for n in (lab.netns, lab.wire_netns)}
+    root, index = lab.info["root"], lab.index
+    t = time.monotonic()
+    lab.down()
+    print(f"\n{userland}: down {time.monotonic() - t:.2f}s")
+    assert not [n for n in os.listdir("/run/netns") if n in (lab.netns, lab.wire_netns)]
+    assert not kvmlab._procs_in_ns("pid", {pid_ns})
+    assert not kvmlab._procs_in_ns("net", net_ns)
+    assert not os.path.exists(lab.state_dir)
+    assert not os.path.islink(f"{kvmlab.INDEX_DIR}/{index}") or \
+        os.readlink(f"{kvmlab.INDEX_DIR}/{index}") != lab.state_dir
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert lab.state_dir not in mounts and root not in mounts
+    assert not os.path.exists(f"{root}/etc/NetworkManager/system-connections/br0.nmconnection")
+    assert os.path.isfile(f"{root}/usr/sbin/NetworkManager")  # the cache stays for the next
 
 
 def test_down_all_leaves_nothing_and_the_host_untouched(fleet, host_before):

@@ -341,27 +341,3 @@ def test_no_change_run_is_one_virsh_process(lab, bridges):
     finally:
         lab.exec(["ip", "link", "set", "br0x", "name", "br0"])
 
-
-def test_sidecar_documentation_matches_the_module(lab):
-    """Every option the module accepts is documented with its type, default and choices,
-    and nothing else is; the examples are valid tasks of this module."""
-    import yaml
-    from pathlib import Path
-
-    doc = yaml.safe_load((Path(__file__).resolve().parent.parent / "plugins" / "modules"
-                          / "libvirt_net.yml").read_text())
-    opts = doc["DOCUMENTATION"]["options"]
-    r = net(lab, {"name": "x", "no_such_option": 1})
-    assert r["failed"] is True
-    supported = r["msg"].split("Supported parameters include: ")[1].rstrip(".").split(", ")
-    assert sorted(supported) == sorted(opts), (supported, sorted(opts))
-    args = r["invocation"]["module_args"]
-    assert set(args) - {"no_such_option"} == set(opts)
-    assert opts["state"]["default"] == "active" and opts["uri"]["default"] == "qemu:///system"
-    assert opts["restart"]["default"] is False
-    assert "passthrough" in opts["forward"]["choices"]
-    for task in yaml.safe_load(doc["EXAMPLES"]):
-        assert set(task) == {"name", "kvmnet.network.libvirt_net"}, task
-        assert set(task["kvmnet.network.libvirt_net"]) <= set(opts), task
-    for key in ("msg", "changed", "commands", "restart_required", "diff", "network", "xml"):
-        assert key in doc["RETURN"], key

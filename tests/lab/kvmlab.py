@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -55,9 +56,49 @@ PACKAGES = [
     "network-manager", "dbus", "iproute2", "libvirt-daemon", "libvirt-daemon-driver-qemu",
     "libvirt-clients", "libvirt-daemon-config-network", "qemu-system-x86", "dnsmasq-base",
     "iptables", "util-linux", "passwd", "openssh-server", "openssh-client", "python3",
-    "python3-libvirt", "python3-lxml",
+    "python3-libvirt", "python3-lxml", "sudo",
 ]
 OVERLAY_DIRS = ("etc", "var", "usr", "home", "opt", "srv")
+
+# Userlands: the Debian suite a lab host runs. The machine's own suite (bookworm here) runs from
+# the machine's files (overlays over /etc /var /usr ...); any other is a root built once with
+# mmdebstrap from the mirror the machine's apt uses and cached under ROOTS_DIR.
+USERLANDS = ("bullseye", "bookworm", "trixie")
+ROOTS_DIR = "/var/cache/kvmnet-lab/roots"
+ROOT_RECIPE = 1  # bump when the recipe changes in a way the cache key below does not see
+ROOT_PACKAGES = [
+    "network-manager", "dbus", "iproute2", "libvirt-daemon", "libvirt-daemon-driver-qemu",
+    "libvirt-daemon-driver-network", "libvirt-clients", "libvirt-daemon-config-network",
+    "qemu-system-x86", "dnsmasq-base", "iptables", "openssh-server", "sudo", "passwd", "python3",
+    "util-linux", "mount",
+]
+# packages a suite does not have, because another package of the list holds them there
+ROOT_PACKAGES_ABSENT = {"bullseye": {"libvirt-daemon-driver-network"}}  # in libvirt-daemon
+# suites whose packages do not merge /usr themselves: make the symlinks as debootstrap (and so a
+# Debian 11 installation) does
+ROOT_MERGED_USR_LINKS = {"bullseye"}
+MERGED_USR_HOOK = 'for d in bin sbin lib lib32 lib64 libx32; do ln -s "usr/$d" "$1/$d"; ' \
+    'mkdir -p "$1/usr/$d"; done'
+# after the packages: what minbase leaves out that a lab host needs (libvirt's users; no shared
+# machine-id or ssh host keys: each lab host makes its own), and no apt lists
+ROOT_CUSTOMIZE_HOOK = r"""set -eu
+chroot "$1" sh -eu -c '
+getent group kvm >/dev/null || groupadd -r kvm
+getent group libvirt >/dev/null || groupadd -r libvirt
+getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+getent passwd libvirt-qemu >/dev/null || useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt \
+  -s /usr/sbin/nologin -c "Libvirt Qemu" libvirt-qemu
+getent group libvirt-dnsmasq >/dev/null || groupadd -r libvirt-dnsmasq
+getent passwd libvirt-dnsmasq >/dev/null || useradd -r -g libvirt-dnsmasq \
+  -d /var/lib/libvirt/dnsmasq -s /usr/sbin/nologin -c "Libvirt Dnsmasq" libvirt-dnsmasq
+'
+rm -f "$1/etc/machine-id" "$1/var/lib/dbus/machine-id" "$1"/etc/ssh/ssh_host_*
+rm -rf "$1"/var/lib/apt/lists/*
+"""
+ROOT_DPKG_OPTS = ["path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/*",
+                  "path-include=/usr/share/doc/*/copyright"]
+VERSION_PACKAGES = {"networkmanager": "network-manager", "libvirt": "libvirt-daemon",
+                    "qemu": "qemu-system-x86"}
 ROOT_TOOL_DIRS = (".cargo", ".rustup", ".pyenv", ".local")  # visible read-only in the lab's /root
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
@@ -153,38 +194,75 @@ DBUS_CONF = """\
 </busconfig>
 """
 
+# STATE/wire-ssh: ssh from the far side of one lab's LAN (Ansible's ssh_executable, see
+# inventory_text(lan=True)); every lab's LAN is 198.51.100.0/24 in its own wire namespace
+WIRE_SSH = """\
+#!/bin/sh
+# ssh from the far side of lab {name}'s LAN: its wire namespace (the ens32 peer, where the
+# DHCP server answers). Made by tests/lab/kvmlab.py; Ansible's ssh_executable for this lab.
+exec nsenter --net={netns} -- ssh "$@"
+"""
+
 DEFAULT_IFACE = (
     "<interface type='network'><source network='default'/><model type='virtio'/>"
     "<rom enabled='no'/></interface>"
 )
 
-# Runs inside the lab (all its namespaces) right after the holder started. $1 state dir, $2 name.
+# Runs inside the lab (all its namespaces) right after the holder started. $1 state dir, $2 name,
+# $3 the userland's cached root ("" for the machine's own userland).
 SETUP_SH = r"""
 set -eu
-S=$1; NAME=$2; L=$S/lab
+S=$1; NAME=$2; ROOT=${3:-}; L=$S/lab
 hostname "$NAME"
 # This mount namespace is a private copy of the machine's: drop its copies of the netns mounts,
 # else it would keep other labs' namespaces (and their veths) alive after they are deleted.
 if grep -q ' /run/netns' /proc/self/mountinfo; then umount -R -l /run/netns; fi
-mount -t proc -o nosuid,nodev,noexec proc /proc
-mount --bind /proc/sys /proc/sys
-mount --bind /proc/sys/net /proc/sys/net
-mount -o remount,bind,ro /proc/sys
-# NetworkManager keeps devices unmanaged (waiting for udev) while /sys is writable.
-mount -t sysfs -o nosuid,nodev,noexec sysfs /sys
-mount --bind /sys/devices /sys/devices
-mount -o remount,bind,ro,nosuid,nodev,noexec /sys
 mount -t tmpfs -o mode=0755 kvmnet-lab "$L"
-for d in OVERLAY_DIRS; do
-  [ -d "/$d" ] || continue
-  mkdir -p "$L/upper/$d" "$L/work/$d"
-  mount -t overlay -o "lowerdir=/$d,upperdir=$L/upper/$d,workdir=$L/work/$d" "kvmnet-$d" "/$d"
-done
+if [ -n "$ROOT" ]; then
+  # another Debian suite: a copy-on-write overlay over its cached root becomes the lab's / (N),
+  # with the machine's /dev (devtmpfs: /dev/kvm, /dev/net/tun, macvtaps' /dev/tapN), /tmp and
+  # /work inside (tests hand binaries and args files over those paths)
+  N=$L/rootfs
+  mkdir -p "$L/upper/rootfs" "$L/work/rootfs" "$N"
+  mount -t overlay -o "lowerdir=$ROOT,upperdir=$L/upper/rootfs,workdir=$L/work/rootfs" \
+    kvmnet-root "$N"
+  # and, as in a lab of the machine's userland, its own overlay over each directory software
+  # writes to (tests look for /usr being an overlay before they change anything there)
+  for d in OVERLAY_DIRS; do
+    [ -d "$ROOT/$d" ] || continue
+    mkdir -p "$L/upper/$d" "$L/work/$d"
+    mount -t overlay -o "lowerdir=$ROOT/$d,upperdir=$L/upper/$d,workdir=$L/work/$d" \
+      "kvmnet-$d" "$N/$d"
+  done
+  mount --rbind /dev "$N/dev"
+  for d in tmp work; do
+    [ -d "/$d" ] || continue
+    mkdir -p "$N/$d"
+    mount --rbind "/$d" "$N/$d"
+  done
+else
+  # the machine's own userland: copy-on-write overlays over the directories software writes to
+  N=
+  for d in OVERLAY_DIRS; do
+    [ -d "/$d" ] || continue
+    mkdir -p "$L/upper/$d" "$L/work/$d"
+    mount -t overlay -o "lowerdir=/$d,upperdir=$L/upper/$d,workdir=$L/work/$d" "kvmnet-$d" "/$d"
+  done
+fi
+mount -t proc -o nosuid,nodev,noexec proc "$N/proc"
+mount --bind "$N/proc/sys" "$N/proc/sys"
+mount --bind "$N/proc/sys/net" "$N/proc/sys/net"
+mount -o remount,bind,ro "$N/proc/sys"
+# NetworkManager keeps devices unmanaged (waiting for udev) while /sys is writable.
+mount -t sysfs -o nosuid,nodev,noexec sysfs "$N/sys"
+mount --bind "$N/sys/devices" "$N/sys/devices"
+mount -o remount,bind,ro,nosuid,nodev,noexec "$N/sys"
 # root's home is a fresh one, as on a new Debian host (not the machine's dotfiles and keys),
 # but the machine's toolchains there stay usable (read-only) by their absolute paths
 mkdir -p -m 0700 "$L/root"
 for f in bashrc profile; do
-  if [ -f "/usr/share/base-files/dot.$f" ]; then cp "/usr/share/base-files/dot.$f" "$L/root/.$f"; fi
+  src="$N/usr/share/base-files/dot.$f"
+  if [ -f "$src" ]; then cp "$src" "$L/root/.$f"; fi
 done
 for d in TOOL_DIRS; do
   [ -d "/root/$d" ] || continue
@@ -192,11 +270,22 @@ for d in TOOL_DIRS; do
   mount --rbind "/root/$d" "$L/root/$d"
   mount -o remount,bind,ro "$L/root/$d"
 done
-mount --rbind "$L/root" /root
+mount --rbind "$L/root" "$N/root"
 mkdir -p "$L/run/${S#/run/}"
 mount --bind "$S" "$L/run/${S#/run/}"
-mount --rbind "$L/run" /run
-mount -t tmpfs -o nosuid,nodev,mode=1777 shm /dev/shm
+mount --rbind "$L/run" "$N/run"
+mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$N/dev/shm"
+if [ -n "$ROOT" ]; then
+  # the userland becomes the root of this mount namespace (the holder moves with it); the
+  # machine's tree is detached from the lab
+  cd "$N"
+  pivot_root . .
+  umount -l .
+  cd /
+  # one machine-id per lab host (a minbase root has none)
+  grep -qE '^[0-9a-f]{32}$' /etc/machine-id 2>/dev/null ||
+    tr -d '-' < /proc/sys/kernel/random/uuid > /etc/machine-id
+fi
 mkdir -p /run/lock /run/dbus /run/sshd /run/user
 chmod 1777 /run/lock
 rm -f /etc/resolv.conf /etc/hostname /etc/hosts
@@ -418,14 +507,11 @@ def kvm_usable() -> bool:
 _packages_checked = False
 
 
-def ensure_packages() -> None:
-    """Install the Debian packages the lab needs when any is missing (checked once per process)."""
-    global _packages_checked
-    if _packages_checked:
-        return
-    cp = _run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", *PACKAGES], check=False)
+def _install_debs(packages) -> None:
+    """apt-get install those of ``packages`` that are not installed on the machine."""
+    cp = _run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", *packages], check=False)
     have = {line.split()[0] for line in cp.stdout.splitlines() if line.split()[1:2] == ["ii"]}
-    missing = [p for p in PACKAGES if p not in have]
+    missing = [p for p in packages if p not in have]
     if missing:
         with _global_lock():
             if not os.path.exists("/usr/sbin/policy-rc.d"):
@@ -438,7 +524,218 @@ def ensure_packages() -> None:
             _run(["apt-get", "update", "-q"], env=env, timeout=900)
             _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
                  env=env, timeout=1800)
-    _packages_checked = True
+
+
+def ensure_packages() -> None:
+    """Install the Debian packages the lab needs when any is missing (checked once per process)."""
+    global _packages_checked
+    if not _packages_checked:
+        _install_debs(PACKAGES)
+        _packages_checked = True
+
+
+# ---------------------------------------------------------------------------------------------
+# userlands: cached roots of other Debian suites
+
+
+def host_userland() -> str:
+    """The machine's own Debian suite (VERSION_CODENAME of /etc/os-release)."""
+    with open("/etc/os-release") as f:
+        for line in f:
+            k, _, v = line.strip().partition("=")
+            if k == "VERSION_CODENAME" and v:
+                return v.strip('"')
+    raise LabError("cannot tell this machine's Debian suite (no VERSION_CODENAME in "
+                   "/etc/os-release)")
+
+
+def _userland(userland: str | None) -> str:
+    u = userland or os.environ.get("KVMNET_LAB_USERLAND") or host_userland()
+    if u not in USERLANDS and u != host_userland():
+        raise LabError(f"unknown userland {u!r}: want one of {', '.join(USERLANDS)}")
+    return u
+
+
+def debian_mirrors() -> tuple:
+    """(archive URI, security URI) of the Debian mirror this machine's apt uses: the sources
+    that serve its own suite and its -security suite (one-line and deb822 formats)."""
+    host = host_userland()
+    entries = []  # (uris, suites)
+    d = "/etc/apt/sources.list.d"
+    paths = ["/etc/apt/sources.list"]
+    if os.path.isdir(d):
+        paths += sorted(f"{d}/{n}" for n in os.listdir(d))
+    for path in paths:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError:
+            continue
+        if path.endswith(".list") or path == "/etc/apt/sources.list":
+            for line in text.splitlines():
+                words = re.sub(r"\[[^]]*\]", " ", line.split("#", 1)[0]).split()
+                if len(words) >= 3 and words[0] == "deb":
+                    entries.append(([words[1]], [words[2]]))
+        elif path.endswith(".sources"):
+            for block in re.split(r"\n\s*\n", text):
+                fields = {}
+                for line in block.splitlines():
+                    if line.startswith("#") or ":" not in line or line[:1].isspace():
+                        continue
+                    k, _, v = line.partition(":")
+                    fields[k.strip().lower()] = v.split()
+                if ("deb" in fields.get("types", []) and fields.get("enabled", ["yes"]) != ["no"]
+                        and fields.get("uris") and fields.get("suites")):
+                    entries.append((fields["uris"], fields["suites"]))
+    archive = next((u[0] for u, suites in entries if host in suites), None)
+    security = next((u[0] for u, suites in entries if f"{host}-security" in suites), None)
+    return (archive or "http://deb.debian.org/debian").rstrip("/"), \
+        (security or "http://deb.debian.org/debian-security").rstrip("/")
+
+
+def _root_recipe(userland: str) -> dict:
+    """Everything that decides what a userland's root holds; its hash names the cached root."""
+    archive, security = debian_mirrors()
+    absent = ROOT_PACKAGES_ABSENT.get(userland, set())
+    return {
+        "suite": userland,
+        "recipe": ROOT_RECIPE,
+        "sources": [f"deb {archive} {userland} main", f"deb {archive} {userland}-updates main",
+                    f"deb {security} {userland}-security main"],
+        "packages": [p for p in ROOT_PACKAGES if p not in absent],
+        "setup_hook": MERGED_USR_HOOK if userland in ROOT_MERGED_USR_LINKS else None,
+        "customize_hook": ROOT_CUSTOMIZE_HOOK,
+        "dpkg_opts": ROOT_DPKG_OPTS,
+    }
+
+
+def package_versions(root: str | None = None) -> dict:
+    """Debian package versions of NetworkManager, libvirt and QEMU in a root (None: the machine)."""
+    admin = [f"--admindir={root}/var/lib/dpkg"] if root else []
+    cp = _run(["dpkg-query", *admin, "-W", "-f=${Package} ${Version}\n",
+               *VERSION_PACKAGES.values()], check=False)
+    got = dict(line.split(" ", 1) for line in cp.stdout.splitlines() if " " in line)
+    return {k: got.get(pkg) for k, pkg in VERSION_PACKAGES.items()}
+
+
+@contextlib.contextmanager
+def _flock(path: str):
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_meta(root_dir: str) -> dict | None:
+    try:
+        with open(f"{root_dir}/meta.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _rm_tree(path: str) -> None:
+    """Remove a directory tree without ever crossing into another file system."""
+    if os.path.lexists(path):
+        _run(["rm", "-rf", "--one-file-system", "--", path], check=False, timeout=600)
+
+
+def ensure_root(userland: str | None = None) -> dict | None:
+    """The cached root of ``userland`` (built now when missing): its meta (``root`` the tree,
+    ``versions``, ``build_seconds``, ...; ``built`` says whether this call built it). None for
+    the machine's own userland, which needs no root."""
+    userland = _userland(userland)
+    if userland == host_userland():
+        return None
+    recipe = _root_recipe(userland)
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    rdir = f"{ROOTS_DIR}/{userland}-{key}"
+    built = False
+    meta = _read_meta(rdir)
+    if meta is None:
+        os.makedirs(ROOTS_DIR, exist_ok=True)
+        with _flock(f"{ROOTS_DIR}/.lock-{userland}"):  # two labs starting at once: one build
+            meta = _read_meta(rdir)
+            if meta is None:
+                meta = _build_root(userland, recipe, rdir)
+                built = True
+    with contextlib.suppress(OSError):
+        os.utime(f"{rdir}/meta.json")  # last use: roots of older recipes unused for long go
+    return dict(meta, built=built)
+
+
+def _build_root(userland: str, recipe: dict, rdir: str) -> dict:
+    """mmdebstrap the root into a scratch dir, then rename it into place: a half-built root is
+    never used. Caller holds the userland's lock."""
+    _install_debs(["mmdebstrap"])
+    for stale in os.listdir(ROOTS_DIR):  # scratch dirs of builds that died
+        if stale.startswith(f".build-{userland}-"):
+            _rm_tree(f"{ROOTS_DIR}/{stale}")
+    tmp = f"{ROOTS_DIR}/.build-{os.path.basename(rdir)}.{os.getpid()}"
+    os.makedirs(tmp)
+    argv = ["unshare", "--mount", "--propagation", "private", "--",  # its mounts die with it
+            "mmdebstrap", "--variant=minbase", "--include=" + ",".join(recipe["packages"]),
+            *[f"--dpkgopt={o}" for o in recipe["dpkg_opts"]],
+            f"--customize-hook={recipe['customize_hook']}"]
+    if recipe["setup_hook"]:
+        argv.append(f"--setup-hook={recipe['setup_hook']}")
+    argv += [userland, f"{tmp}/root", *recipe["sources"]]
+    print(f"kvmlab: building the {userland} userland (once; cached in {rdir})", file=sys.stderr)
+    t = time.monotonic()
+    try:
+        with open(f"{tmp}/build.log", "w") as log:
+            cp = _run(argv, check=False, timeout=1800, stdout=log, stderr=subprocess.STDOUT,
+                      env=dict(DAEMON_ENV, DEBIAN_FRONTEND="noninteractive"))
+        if cp.returncode != 0:
+            keep = f"/tmp/kvmnet-lab-root-{userland}.log"
+            shutil.copyfile(f"{tmp}/build.log", keep)
+            raise LabError(f"building the {userland} userland failed (mmdebstrap rc "
+                           f"{cp.returncode}); its log is in {keep}")
+        meta = {
+            "userland": userland, "root": f"{rdir}/root", "recipe": recipe,
+            "versions": package_versions(f"{tmp}/root"),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "build_seconds": round(time.monotonic() - t, 1),
+        }
+        du = _run(["du", "-sm", f"{tmp}/root"], check=False).stdout.split()
+        meta["size_mb"] = int(du[0]) if du else None
+        with open(f"{tmp}/meta.json", "w") as f:
+            json.dump(meta, f, indent=1)
+        os.rename(tmp, rdir)
+    except BaseException:
+        _rm_tree(tmp)
+        raise
+    print(f"kvmlab: {userland} userland built in {meta['build_seconds']}s", file=sys.stderr)
+    _prune_roots(userland, keep=rdir)
+    return meta
+
+
+def _roots_in_use() -> set:
+    """Roots of every lab that is up on this machine (any prefix), from their info.json."""
+    used = set()
+    with contextlib.suppress(OSError):
+        for slot in os.listdir(INDEX_DIR):
+            with contextlib.suppress(OSError, ValueError):
+                with open(os.path.join(INDEX_DIR, slot, "info.json")) as f:
+                    root = json.load(f).get("root")
+                if root:
+                    used.add(os.path.dirname(root))
+    return used
+
+
+def _prune_roots(userland: str, keep: str, idle: float = 3600) -> None:
+    """Remove this userland's roots of other recipes that no lab uses and none used for an hour."""
+    used = _roots_in_use()
+    for d in os.listdir(ROOTS_DIR):
+        path = f"{ROOTS_DIR}/{d}"
+        if not d.startswith(f"{userland}-") or path == keep or path in used:
+            continue
+        with contextlib.suppress(OSError):
+            if time.time() - os.stat(f"{path}/meta.json").st_mtime < idle:
+                continue
+        _rm_tree(path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,9 +835,13 @@ class Lab:
     # -- entering ----------------------------------------------------------------------------
 
     def enter_argv(self, argv, net: str | None = None, wd: str | None = None) -> list:
-        """argv that runs ``argv`` inside the lab (all its namespaces; ``net``: a netns file)."""
+        """argv that runs ``argv`` inside the lab (all its namespaces; ``net``: a netns file).
+
+        ``wd``: the working directory as a path the machine sees (nsenter opens it before it
+        enters); default the lab's /."""
         return ["nsenter", "-t", str(self.holder()), "--mount", "--uts", "--ipc", "--pid",
-                f"--net={net}" if net else "--net", f"--wd={wd or '/'}", "--", *argv]
+                f"--net={net}" if net else "--net", *([f"--wd={wd}"] if wd else []),
+                "--", *argv]
 
     def exec_argv(self, argv, cwd: str | None = None) -> list:
         """argv that runs ``argv`` in the lab in the working directory ``cwd`` (default: ours)."""
@@ -549,9 +850,10 @@ class Lab:
                 cwd = os.getcwd()
             except FileNotFoundError:
                 cwd = "/"
-        if not os.path.isdir(f"/proc/{self.holder()}/root{cwd}"):
-            cwd = "/"
-        return self.enter_argv(list(argv), wd=cwd)
+        # the directory as the lab sees it (its own mounts: a userland's root, its /work), so
+        # that getcwd() works in there
+        wd = f"/proc/{self.holder()}/root{cwd}"
+        return self.enter_argv(list(argv), wd=wd if os.path.isdir(wd) else None)
 
     def exec(self, argv, check: bool = True, input: str | None = None, timeout: float = 120,
              env: dict | None = None) -> subprocess.CompletedProcess:
@@ -572,21 +874,66 @@ class Lab:
                 "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
                 "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
 
-    def ssh_argv(self, argv) -> list:
-        """ssh argv that runs argv in the lab; run it through ``controller_argv``."""
+    def ssh_argv(self, argv, lan: bool = False) -> list:
+        """ssh argv that runs argv in the lab; run it through ``controller_argv`` (or, with
+        ``lan``, which addresses the host's LAN address, through ``wire_argv``)."""
         if not self.address:
             raise LabError(f"lab {self.name} has no ssh")
-        return ["ssh", *self.ssh_options(), f"root@{self.address}", "--", shlex.join(argv)]
+        host = self._lan_address_or_fail() if lan else self.address
+        return ["ssh", *self.ssh_options(), f"root@{host}", "--", shlex.join(argv)]
+
+    # -- the LAN side ------------------------------------------------------------------------
+
+    def wire_argv(self, argv) -> list:
+        """Wrap argv so it runs in the lab's wire namespace: the far side of its LAN, where the
+        ens32 peers live and, with ``dhcp``, the DHCP server (198.51.100.1/24, also the LAN's
+        gateway). Same filesystem, working directory and environment; only the network differs."""
+        if not _netns_exists(self.wire_netns):
+            raise LabError(f"lab {self.name} is not up (no {self.wire_netns})")
+        return ["nsenter", f"--net={_netns_path(self.wire_netns)}", "--", *argv]
+
+    @property
+    def wire_ssh(self) -> str:
+        """An ssh for Ansible (``ansible_ssh_executable``) running in this lab's wire namespace."""
+        return f"{self.state_dir}/wire-ssh"
+
+    def lan_address(self) -> str | None:
+        """The host's current IPv4 address on its LAN: what ens32 carries or, when ens32 is a
+        port of a bridge (br0), what that bridge carries; a DHCP lease first. None if none."""
+        cp = _run(["ip", "-n", self.netns, "-j", "addr", "show"], check=False, timeout=10)
+        if cp.returncode != 0:
+            raise LabError(f"lab {self.name} is not up: {cp.stderr.strip()}")
+        ifaces = {i.get("ifname"): i for i in json.loads(cp.stdout or "[]")}
+        nic = ifaces.get(NICS[0], {})
+        for dev in (nic.get("master"), NICS[0]):
+            addrs = [a for a in ifaces.get(dev, {}).get("addr_info", [])
+                     if a.get("family") == "inet" and a.get("scope") == "global"]
+            addrs.sort(key=lambda a: not a.get("dynamic"))
+            if addrs:
+                return addrs[0]["local"]
+        return None
+
+    def _lan_address_or_fail(self) -> str:
+        addr = self.lan_address()
+        if not addr:
+            raise LabError(f"lab {self.name}: no IPv4 address on ens32 or a bridge over it yet")
+        return addr
 
     # -- up ----------------------------------------------------------------------------------
 
     @classmethod
     def up(cls, name: str, ssh: bool = False, dhcp: bool = False, prefix: str | None = None,
-           timeout: float = 90) -> "Lab":
-        """Start lab NAME; return when NetworkManager, libvirtd (and sshd) are ready."""
+           timeout: float = 90, userland: str | None = None) -> "Lab":
+        """Start lab NAME; return when NetworkManager, libvirtd (and sshd) are ready.
+
+        ``userland``: bullseye, bookworm or trixie (default: env KVMNET_LAB_USERLAND, else the
+        machine's own suite); another suite than the machine's runs from a cached root, built
+        first when missing (minutes)."""
         ensure_packages()
+        userland = _userland(userland)
+        root = ensure_root(userland)
         lab = cls(name, prefix)
-        lab._create(ssh, dhcp)
+        lab._create(ssh, dhcp, userland, root)
         try:
             lab._boot(ssh, dhcp, timeout)
         except BaseException:
@@ -596,7 +943,7 @@ class Lab:
             raise
         return lab
 
-    def _create(self, ssh, dhcp):
+    def _create(self, ssh, dhcp, userland, root):
         """Claim the name (state dir) and a machine-wide lab index."""
         with _global_lock():
             if os.path.exists(self.state_dir) or _netns_exists(self.netns):
@@ -614,7 +961,10 @@ class Lab:
             os.makedirs(self.state_dir, mode=0o700)
             os.symlink(self.state_dir, os.path.join(INDEX_DIR, str(index)))
             self._save_info(name=self.name, prefix=self.prefix, index=index, ssh=ssh, dhcp=dhcp,
-                            address=f"{MGMT_NET}.{index}.2" if ssh else None, holder=None)
+                            address=f"{MGMT_NET}.{index}.2" if ssh else None, holder=None,
+                            userland=userland, root=root["root"] if root else None,
+                            root_built=bool(root and root["built"]),
+                            versions=root["versions"] if root else package_versions())
 
     def _boot(self, ssh, dhcp, timeout):
         s, idx = self.state_dir, self.index
@@ -625,9 +975,12 @@ class Lab:
                             ("holder.py", HOLDER_CODE)):
             with open(f"{s}/files/{fname}", "w") as f:
                 f.write(text)
-        caps = f"{INDEX_DIR}/qemu-capabilities"
+        caps = self._caps_dir()
         if os.path.isdir(caps):
             shutil.copytree(caps, f"{s}/files/qemu-capabilities", symlinks=True)
+        with open(f"{s}/wire-ssh", "w") as f:
+            f.write(WIRE_SSH.format(name=self.name, netns=_netns_path(self.wire_netns)))
+        os.chmod(f"{s}/wire-ssh", 0o755)
 
         with _global_lock():
             # under the lock: concurrent first "ip netns add"s race making /run/netns a mount
@@ -674,7 +1027,8 @@ class Lab:
         self._holder = holder
         self._save_info(holder=holder)
 
-        _run(self.enter_argv(["sh", "-c", SETUP_SH, "setup", s, self.name]), env=DAEMON_ENV)
+        _run(self.enter_argv(["sh", "-c", SETUP_SH, "setup", s, self.name,
+                              self.info.get("root") or ""]), env=DAEMON_ENV)
 
         self._spawn("dbus", ["dbus-daemon", "--nofork", "--nopidfile", "--nosyslog",
                              f"--config-file={s}/files/dbus.conf"])
@@ -770,9 +1124,12 @@ class Lab:
             _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"kvmnet-lab-{self.name}",
                   "-f", f"{s}/{key}"])
         shutil.copyfile(f"{s}/id_ed25519.pub", f"{s}/authorized_keys")
+        # every address: mgmt0 for the controller namespace, and the LAN side (ens32 or the bridge
+        # that takes it over) for a controller in the wire namespace, as a fleet's controller
         with open(f"{s}/sshd_config", "w") as f:
             f.write(f"""\
-ListenAddress {self.address}:22
+ListenAddress 0.0.0.0:22
+ListenAddress [::]:22
 HostKey {s}/ssh_host_ed25519_key
 PermitRootLogin prohibit-password
 PubkeyAuthentication yes
@@ -806,7 +1163,7 @@ Subsystem sftp internal-sftp
     def _save_caps(self, holder: int):
         """Keep libvirt's QEMU capability cache (made on first use, ~1 s) machine-wide, so later
         labs skip the probe; libvirt itself re-probes when the cache no longer fits QEMU."""
-        caps = f"{INDEX_DIR}/qemu-capabilities"
+        caps = self._caps_dir()
         src = f"/proc/{holder}/root/var/cache/libvirt/qemu/capabilities"
 
         def newest(d):
@@ -820,12 +1177,21 @@ Subsystem sftp internal-sftp
                 shutil.rmtree(caps, ignore_errors=True)
                 os.rename(tmp, caps)
 
-    def _keep_logs(self):
-        """After a failed up: keep the logs where the error message can point to."""
+    def _caps_dir(self) -> str:
+        """The machine-wide QEMU capability cache for this lab's QEMU: one per userland root
+        (a root fixes the QEMU and libvirt versions), the plain one for the machine's own."""
+        root = self.info.get("root")
+        if not root:
+            return f"{INDEX_DIR}/qemu-capabilities"
+        return f"{INDEX_DIR}/qemu-capabilities.{os.path.basename(os.path.dirname(root))}"
+
+    def _keep_logs(self, what: str = "come up"):
+        """After a failed up (or restart, reboot): keep the logs where the error message can
+        point to; the state dir goes with the lab."""
         dst = f"/tmp/kvmnet-lab-failed-{self.prefix}-{self.name}"
         shutil.rmtree(dst, ignore_errors=True)
         shutil.copytree(f"{self.state_dir}/log", dst)
-        print(f"kvmlab: lab {self.name} failed to come up; logs kept in {dst}", file=sys.stderr)
+        print(f"kvmlab: lab {self.name} failed to {what}; logs kept in {dst}", file=sys.stderr)
 
     # -- daemons -----------------------------------------------------------------------------
 
@@ -836,12 +1202,30 @@ Subsystem sftp internal-sftp
         if not _wait_gone(pids, timeout):
             _kill(pids, signal.SIGKILL)
             _wait_gone(pids, 5)
+        if daemon == "nm" and pids:
+            # the bus may not have seen the old NetworkManager go yet: a new one started now
+            # finds its name taken ("Service already taken") and exits
+            ask = self.enter_argv(["dbus-send", "--system", "--print-reply",
+                                     "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus.NameHasOwner",
+                                     "string:org.freedesktop.NetworkManager"])
+            deadline = time.monotonic() + 10
+            while "boolean true" in _run(ask, check=False, env=DAEMON_ENV).stdout:
+                if time.monotonic() > deadline:
+                    raise LabError(f"lab {self.name}: the old NetworkManager still holds its "
+                                   "D-Bus name")
+                time.sleep(0.02)
 
     def restart(self, daemon: str, timeout: float = 60) -> None:
         """Restart "nm" or "libvirt"; return when it is ready again."""
         self._daemon(daemon)
         self._stop(daemon)
-        self._start_daemons((daemon,), timeout)
+        try:
+            self._start_daemons((daemon,), timeout)
+        except LabError:
+            with contextlib.suppress(Exception):
+                self._keep_logs(f"restart {daemon}")
+            raise
 
     def _infra(self) -> set:
         """Machine PIDs of the lab's own processes: holder, bus, sshd and its sessions, DHCP."""
@@ -874,7 +1258,12 @@ Subsystem sftp internal-sftp
         if not _wait_gone(doomed, 20):
             raise LabError(f"lab {self.name}: processes {doomed} survived SIGKILL")
         _run(self.enter_argv(["sh", "-c", REBOOT_SH]), env=DAEMON_ENV)
-        self._start_daemons(("nm", "libvirt"), timeout)
+        try:
+            self._start_daemons(("nm", "libvirt"), timeout)
+        except LabError:
+            with contextlib.suppress(Exception):
+                self._keep_logs("reboot")
+            raise
 
     # -- guests ------------------------------------------------------------------------------
 
@@ -911,11 +1300,14 @@ Subsystem sftp internal-sftp
     def status(self) -> dict:
         info = self.info
         out = {"name": self.name, "prefix": self.prefix, "index": info.get("index"),
+               "userland": info.get("userland"), "versions": info.get("versions"),
+               "root": info.get("root"),
                "ssh": info.get("ssh"), "dhcp": info.get("dhcp"), "address": info.get("address"),
                "key_file": self.key_file, "state_dir": self.state_dir, "netns": self.netns,
                "wire_netns": self.wire_netns}
         try:
             out["holder"] = self.holder()
+            out["lan_address"] = self.lan_address()
             out["processes"] = sorted(map(repr, self.processes()))
             nm = self.exec(["nmcli", "-t", "-f", "RUNNING,STATE", "general"], check=False,
                            timeout=10, env=DAEMON_ENV)
@@ -1047,19 +1439,28 @@ def controller_argv(argv: list, prefix: str | None = None) -> list:
     return ["nsenter", f"--net={_netns_path(ctl)}", "--", *argv]
 
 
-def inventory_text(labs: list) -> str:
-    """An INI inventory (group ``kvmnet_labs``) for ssh-enabled labs."""
+def inventory_text(labs: list, lan: bool = False) -> str:
+    """An INI inventory (group ``kvmnet_labs``) for ssh-enabled labs.
+
+    ``lan``: reach each host at its LAN address (``Lab.lan_address``: its DHCP lease, or what
+    ens32 or the bridge over it carries now) from the far side of its LAN, through the lab's
+    ``wire-ssh`` (ssh in its wire namespace), as a fleet's controller does; ansible-playbook
+    itself may run anywhere."""
     lines = ["[kvmnet_labs]"]
     for lab in labs:
         if not lab.address:
             raise LabError(f"lab {lab.name} has no ssh (up it with --ssh)")
         host_vars = {
-            "ansible_host": lab.address,
+            "ansible_host": lab._lan_address_or_fail() if lan else lab.address,
             "ansible_ssh_private_key_file": lab.key_file,
             # the multiplexing socket lives in the lab's state dir: "down" ends its master
             "ansible_ssh_args": "-o ControlMaster=auto -o ControlPersist=60s "
                                 f"-o ControlPath={lab.state_dir}/cp/%C",
         }
+        if lan:
+            # every ssh Ansible starts (files too: piped, no sftp/scp) runs on the lab's wire
+            host_vars["ansible_ssh_executable"] = lab.wire_ssh
+            host_vars["ansible_ssh_transfer_method"] = "piped"
         lines.append(lab.name + "".join(f" {k}={shlex.quote(v)}" for k, v in host_vars.items()))
     lines += [
         "",
@@ -1075,9 +1476,10 @@ def inventory_text(labs: list) -> str:
     return "\n".join(lines)
 
 
-def write_inventory(labs: list, path: str) -> None:
-    """Write ``inventory_text(labs)`` to path (a file: ansible-core cannot read INI from a pipe)."""
-    text = inventory_text(labs)
+def write_inventory(labs: list, path: str, lan: bool = False) -> None:
+    """Write ``inventory_text(labs, lan)`` to path (a file: ansible-core cannot read INI from a
+    pipe)."""
+    text = inventory_text(labs, lan)
     tmp = f"{path}.tmp{os.getpid()}"
     with open(tmp, "w") as f:
         f.write(text)

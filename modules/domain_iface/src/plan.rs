@@ -1,37 +1,250 @@
-//! Compare what was asked with the persistent and live definitions; list the steps.
+//! Options + current state → the steps on the persistent definition and on the running
+//! guest, the diff and the `interface` return value. Pure: what it knows of the host came
+//! from `read`.
 
+use crate::current::Current;
 use crate::params::{Live, Params};
-use crate::query::State;
-use kvmnet_iproute::parse_links;
-use kvmnet_protocol::{Action, Ctx, Diff, Error, Plan, Result};
+use kvmnet_protocol::{Diff, Env, Error, Result};
+use kvmnet_virtxml::domain::DomainState;
 use kvmnet_virtxml::interface::{self as iface, Backing, Facets, Wanted};
 use kvmnet_virtxml::Element;
 use serde_json::{json, Value};
 
-/// Where a step applies.
-pub const CONFIG: &str = "--config";
-pub const LIVE: &str = "--live";
+pub use crate::apply::{Action, Op};
 
-fn virsh(p: &Params, args: &[&str]) -> Vec<String> {
-    let mut v = vec!["virsh".to_string(), "-c".into(), p.uri.clone()];
-    v.extend(args.iter().map(|a| a.to_string()));
-    v
+/// What the run aims at, for apply and verify.
+#[derive(Debug, Clone)]
+pub struct Desired {
+    /// The interface's MAC (normalised).
+    pub mac: String,
+    /// Its facets in the persistent definition after the run; `None`: removed.
+    pub interface: Option<Facets>,
+    /// The model the task gave: the running guest's model is held to it only then.
+    pub model: Option<String>,
 }
 
-/// `virsh update-device|attach-device --domain DOMAIN --file /dev/stdin --config|--live`,
-/// XML on stdin. The domain is the value of `--domain`: never read as an option.
-pub fn device_action(p: &Params, verb: &str, flag: &str, summary: String, xml: &Element) -> Action {
-    Action::new(
-        summary,
-        virsh(
-            p,
-            &[verb, "--domain", &p.domain, "--file", "/dev/stdin", flag],
-        ),
+pub type Plan = kvmnet_protocol::Plan<Desired, Action>;
+
+pub fn plan(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
+    let dom = &cur.dom;
+    let mac = select(p, dom)?;
+    let pers_if = iface::find(&dom.persistent, &mac);
+    let live_if = dom.live.as_ref().and_then(|l| iface::find(l, &mac));
+    if p.absent() {
+        return Ok(absent(p, dom, mac, pers_if, live_if));
+    }
+    present(env, p, cur, mac, pers_if, live_if)
+}
+
+/// The running guest's interface: as it is and as it should be after the run.
+struct LiveTarget {
+    now: Option<Facets>,
+    want: Facets,
+    /// The guest runs and its interface differs from `want`.
+    change: bool,
+}
+
+fn present(
+    env: &mut Env,
+    p: &Params,
+    cur: &Current,
+    mac: String,
+    pers_if: Option<&Element>,
+    live_if: Option<&Element>,
+) -> Result<Plan> {
+    let dom = &cur.dom;
+    let now = pers_if.map(iface::facets);
+    let base = now.clone().unwrap_or(Facets {
+        mac: mac.clone(),
+        ..Default::default()
+    });
+    let want = wanted(p).merged(&base);
+    check_merged(p, dom, now.as_ref(), &want)?;
+    let pers_new = match pers_if {
+        Some(el) => iface::edit(el, &want),
+        None => iface::new_interface(&want),
+    };
+    let pers_change = now.as_ref() != Some(&want);
+    let live = live_target(p, dom, live_if, &want);
+    if pers_change || (live.change && p.live() != Live::ConfigOnly) {
+        check_source(env, p, cur, &want)?;
+    }
+    let live_new = live_element(env, p, dom, live_if, &live, &pers_new)?;
+    let mut plan = Plan::new(Desired {
+        mac: mac.clone(),
+        interface: Some(want.clone()),
+        model: p.model.clone(),
+    });
+    let step = |op| Action {
+        uri: p.uri.clone(),
+        domain: p.domain.clone(),
+        op,
+    };
+    if pers_change {
+        plan.push(step(config_op(now, &want, &pers_new)));
+        plan.diffs
+            .push(diff(p, &mac, "persistent", pers_if, &pers_new));
+    }
+    if let Some(l) = &live_new {
+        plan.push(step(live_op(&live, l)));
+        plan.diffs.push(diff(p, &mac, "live", live_if, l));
+    }
+    let live_after = if live_new.is_some() {
+        Some(&live.want)
+    } else {
+        live.now.as_ref()
+    };
+    let restart_required = dom.live.is_some() && live_after != Some(&want);
+    plan.restart_required = Some(restart_required);
+    plan.set(
+        "interface",
+        result_value(&want, live_new.as_ref().or(live_if)),
+    );
+    if !plan.changed() && restart_required {
+        plan.msg = Some(format!(
+            "interface {mac} of domain {} is defined as requested; the running guest takes it when restarted",
+            p.domain
+        ));
+    }
+    Ok(plan)
+}
+
+/// The persistent step: update the interface, or add it.
+fn config_op(now: Option<Facets>, want: &Facets, xml: &Element) -> Op {
+    let (to, xml) = (want.clone(), xml.clone());
+    match now {
+        Some(from) => Op::UpdateConfig { from, to, xml },
+        None => Op::AttachConfig { to, xml },
+    }
+}
+
+/// The live step: update the running guest's interface, or hot-plug it.
+fn live_op(live: &LiveTarget, xml: &Element) -> Op {
+    let (to, xml) = (live.want.clone(), xml.clone());
+    match &live.now {
+        Some(from) => Op::UpdateLive {
+            from: from.clone(),
+            to,
+            xml,
+        },
+        None => Op::AttachLive { to, xml },
+    }
+}
+
+fn diff(p: &Params, mac: &str, which: &str, before: Option<&Element>, after: &Element) -> Diff {
+    Diff::new(
+        header(p, mac, which),
+        before.map(Element::to_xml).unwrap_or_default(),
+        after.to_xml(),
     )
-    .with_stdin(xml.to_xml())
 }
 
-fn describe(f: &Facets) -> String {
+/// What the running guest's interface should become. It goes where the definition goes;
+/// its model changes only when the task asks for a model (a model change still pending is
+/// not retried).
+fn live_target(
+    p: &Params,
+    dom: &DomainState,
+    live_if: Option<&Element>,
+    want: &Facets,
+) -> LiveTarget {
+    let now = live_if.map(iface::facets);
+    let want = match &now {
+        Some(lc) => Facets {
+            model: p.model.clone().or_else(|| lc.model.clone()),
+            ..want.clone()
+        },
+        None => want.clone(),
+    };
+    let change = dom.live.is_some() && now.as_ref() != Some(&want);
+    LiveTarget { now, want, change }
+}
+
+/// The element to put into the running guest now; `None` when it needs nothing now (not
+/// running, unchanged, `live: false`) or when libvirt cannot do it (a warning; with
+/// `live: true` an error before anything changes).
+fn live_element(
+    env: &mut Env,
+    p: &Params,
+    dom: &DomainState,
+    live_if: Option<&Element>,
+    live: &LiveTarget,
+    pers_new: &Element,
+) -> Result<Option<Element>> {
+    if !live.change || p.live() == Live::ConfigOnly {
+        return Ok(None);
+    }
+    // A new interface can always be hot-plugged.
+    let refusal = live_if.and_then(|l| live_refusal(dom, l, &live.want));
+    match (p.live(), refusal) {
+        (Live::Must, Some(why)) => Err(Error::not_supported(format!(
+            "live is true but {why}; nothing was changed (use live: auto to change the definition and restart the guest later)"
+        ))),
+        (_, Some(why)) => {
+            // A change made now, or one still pending from an earlier run.
+            env.warn(format!(
+                "domain {}: {why}; the change applies when the guest is restarted",
+                p.domain
+            ));
+            Ok(None)
+        }
+        (_, None) => Ok(Some(match live_if {
+            Some(l) => iface::edit(l, &live.want),
+            None => pers_new.clone(),
+        })),
+    }
+}
+
+fn absent(
+    p: &Params,
+    dom: &DomainState,
+    mac: String,
+    pers_if: Option<&Element>,
+    live_if: Option<&Element>,
+) -> Plan {
+    let mut plan = Plan::new(Desired {
+        mac: mac.clone(),
+        interface: None,
+        model: None,
+    });
+    let running = dom.live.is_some();
+    let step = |op| Action {
+        uri: p.uri.clone(),
+        domain: p.domain.clone(),
+        op,
+    };
+    if let Some(el) = pers_if {
+        let kind = el.attr("type").unwrap_or("network");
+        plan.push(step(Op::DetachConfig {
+            mac: mac.clone(),
+            kind: kind.to_string(),
+        }));
+        plan.diffs
+            .push(Diff::new(header(p, &mac, "persistent"), el.to_xml(), ""));
+        if let (true, Some(l), true) = (running, live_if, p.live() != Live::ConfigOnly) {
+            plan.push(step(Op::DetachLive {
+                mac: mac.clone(),
+                kind: l.attr("type").unwrap_or(kind).to_string(),
+            }));
+            plan.diffs
+                .push(Diff::new(header(p, &mac, "live"), l.to_xml(), ""));
+        }
+    }
+    // Until the guest lets go of it (or is restarted), the running guest still has it.
+    let pending = running && live_if.is_some();
+    plan.restart_required = Some(pending && (pers_if.is_none() || p.live() == Live::ConfigOnly));
+    plan.set("interface", json!({"mac": mac, "state": "absent"}));
+    if !plan.changed() && pending {
+        plan.msg = Some(format!(
+            "interface {mac} is no longer in the definition of domain {}; the running guest still has it until it is restarted",
+            p.domain
+        ));
+    }
+    plan
+}
+
+/// "type source" or "type source (mode)", for messages.
+pub fn describe(f: &Facets) -> String {
     let src = f.source.as_deref().unwrap_or("?");
     match f.mode.as_deref() {
         Some(m) => format!("{} {src} ({m})", f.kind),
@@ -66,14 +279,14 @@ fn listing(domain: &Element) -> Vec<String> {
         .collect()
 }
 
-/// Pick the interface the task is about.
-fn select(p: &Params, st: &State) -> Result<Option<String>> {
+/// The MAC of the interface the task is about: `mac`, or the domain's only interface.
+fn select(p: &Params, dom: &DomainState) -> Result<String> {
     if let Some(m) = p.mac() {
-        return Ok(Some(m));
+        return Ok(m);
     }
-    let all = iface::interfaces(&st.persistent);
+    let all = iface::interfaces(&dom.persistent);
     match all.len() {
-        1 => Ok(iface::mac_of(all[0])),
+        1 => Ok(iface::mac_of(all[0]).unwrap_or_default()),
         0 => Err(Error::missing_option(
             "mac",
             &format!(
@@ -81,34 +294,31 @@ fn select(p: &Params, st: &State) -> Result<Option<String>> {
                 p.domain
             ),
         )),
-        n => {
-            let list = listing(&st.persistent);
-            Err(Error::missing_option(
-                "mac",
-                &format!(
-                    "domain '{}' has {n} interfaces, say which one: {}",
-                    p.domain,
-                    list.join(", ")
-                ),
-            ))
-        }
+        n => Err(Error::missing_option(
+            "mac",
+            &format!(
+                "domain '{}' has {n} interfaces, say which one: {}",
+                p.domain,
+                listing(&dom.persistent).join(", ")
+            ),
+        )),
     }
 }
 
 /// The wanted facets from the options.
 fn wanted(p: &Params) -> Wanted {
     Wanted {
-        kind: p.kind.clone(),
+        kind: p.kind.map(|k| k.name().to_string()),
         source: p.source.clone(),
-        mode: p.mode.clone(),
+        mode: p.mode_name(),
         model: p.model.clone(),
     }
 }
 
 /// Check the merged facets make sense, with messages naming the option.
-fn check_merged(p: &Params, st: &State, cur: Option<&Facets>, want: &Facets) -> Result<()> {
+fn check_merged(p: &Params, dom: &DomainState, cur: Option<&Facets>, want: &Facets) -> Result<()> {
     if cur.is_none() && (p.kind.is_none() || p.source.is_none()) {
-        let all = listing(&st.persistent);
+        let all = listing(&dom.persistent);
         let has = if all.is_empty() {
             "it has no interface".to_string()
         } else {
@@ -132,19 +342,13 @@ fn check_merged(p: &Params, st: &State, cur: Option<&Facets>, want: &Facets) -> 
         return Ok(());
     }
     if want.source.is_none() {
+        let what = what_source(&want.kind);
         let why = match cur {
             Some(c) => format!(
-                "changing interface {} from type {} to {} needs the {} to use",
-                want.mac,
-                c.kind,
-                want.kind,
-                what_source(&want.kind)
+                "changing interface {} from type {} to {} needs the {what} to use",
+                want.mac, c.kind, want.kind
             ),
-            None => format!(
-                "adding interface {} needs the {} to use",
-                want.mac,
-                what_source(&want.kind)
-            ),
+            None => format!("adding interface {} needs the {what} to use", want.mac),
         };
         return Err(Error::missing_option("source", &why));
     }
@@ -171,73 +375,64 @@ fn what_source(kind: &str) -> &'static str {
     }
 }
 
-/// Check that the source exists (networks from the batch read, devices with `ip`).
-/// A network or bridge that an earlier task may create is a warning in check mode.
-fn check_source(ctx: &mut Ctx, p: &Params, st: &State, want: &Facets) -> Result<()> {
+/// Something an earlier task of the play may create (a network, a bridge): a warning in
+/// check mode, an error otherwise.
+fn maybe_planned(env: &mut Env, msg: String) -> Result<()> {
+    if env.check_mode() {
+        env.warn(format!("{msg}; assuming an earlier task creates it"));
+        return Ok(());
+    }
+    Err(Error::invalid(msg))
+}
+
+/// Check that the source exists (networks from the batch read, devices from sysfs) and,
+/// for type bridge, is a bridge.
+fn check_source(env: &mut Env, p: &Params, cur: &Current, want: &Facets) -> Result<()> {
     let Some(src) = want.source.as_deref() else {
         return Ok(());
     };
-    let missing = |what: String| -> Result<()> { Err(Error::invalid(what)) };
-    match want.kind.as_str() {
-        "network" if !st.networks.iter().any(|n| n == src) => {
-            let defined = if st.networks.is_empty() {
+    let nets = &cur.dom.networks;
+    match (want.kind.as_str(), cur.device(src)) {
+        ("network", _) if !nets.iter().any(|n| n == src) => {
+            let defined = if nets.is_empty() {
                 "none is defined".to_string()
             } else {
-                format!("defined: {}", st.networks.join(", "))
+                format!("defined: {}", nets.join(", "))
             };
-            let msg = format!(
-                "option 'source': network '{src}' is not defined at {} ({defined})",
-                p.uri
-            );
-            if ctx.check_mode() {
-                ctx.warn(format!("{msg}; assuming an earlier task creates it"));
-                return Ok(());
-            }
-            return missing(msg);
+            maybe_planned(
+                env,
+                format!(
+                    "option 'source': network '{src}' is not defined at {} ({defined})",
+                    p.uri
+                ),
+            )
         }
-        "bridge" | "direct" => {
-            let out = ctx.read_any(&["ip", "-j", "-d", "link", "show", "dev", src])?;
-            let link = if out.success() {
-                parse_links(&out.stdout)?.into_iter().next()
-            } else {
-                None
-            };
-            match (want.kind.as_str(), link) {
-                ("bridge", None) => {
-                    let msg =
-                        format!("option 'source': bridge '{src}' does not exist on this host");
-                    if ctx.check_mode() {
-                        ctx.warn(format!("{msg}; assuming an earlier task creates it"));
-                        return Ok(());
-                    }
-                    return missing(msg);
-                }
-                ("bridge", Some(l)) if !matches!(l.kind(), Some("bridge" | "openvswitch")) => {
-                    return missing(format!(
-                        "option 'source': '{src}' is not a bridge (it is a {} device); use type direct to put the guest on a NIC",
-                        l.kind().unwrap_or("network")
-                    ));
-                }
-                (_, None) => {
-                    return missing(format!(
-                        "option 'source': host device '{src}' does not exist on this host"
-                    ))
-                }
-                _ => {}
-            }
+        ("bridge", None) => maybe_planned(
+            env,
+            format!("option 'source': bridge '{src}' does not exist on this host"),
+        ),
+        // Linux bridges (DEVTYPE bridge) and Open vSwitch bridges (DEVTYPE openvswitch)
+        // are both bridges here: libvirt attaches a guest's tap to either.
+        ("bridge", Some(t)) if !(t.is_bridge() || t.is_openvswitch()) => {
+            let what = if t.0.is_empty() { "network" } else { &t.0 };
+            Err(Error::invalid(format!(
+                "option 'source': '{src}' is not a bridge (it is a {what} device); use type direct to put the guest on a NIC"
+            )))
         }
-        _ => {}
+        ("direct", None) => Err(Error::invalid(format!(
+            "option 'source': host device '{src}' does not exist on this host"
+        ))),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// How interfaces on the wanted source are backed on the host, when known.
-fn backing(st: &State, want: &Facets) -> Option<Backing> {
+fn backing(dom: &DomainState, want: &Facets) -> Option<Backing> {
     match want.kind.as_str() {
         "bridge" => Some(Backing::Bridge),
         "direct" => Some(Backing::Macvtap),
-        "network" => st
-            .source_network
+        "network" => dom
+            .network
             .as_ref()
             .filter(|n| n.child("name").map(|x| x.text.as_str()) == want.source.as_deref())
             .map(iface::network_backing),
@@ -246,7 +441,7 @@ fn backing(st: &State, want: &Facets) -> Option<Backing> {
 }
 
 /// Why libvirt cannot make this change on the running guest (None: it can).
-fn live_refusal(st: &State, live_if: &Element, want: &Facets) -> Option<String> {
+fn live_refusal(dom: &DomainState, live_if: &Element, want: &Facets) -> Option<String> {
     let cur = iface::facets(live_if);
     if cur.model != want.model {
         return Some(format!(
@@ -258,15 +453,13 @@ fn live_refusal(st: &State, live_if: &Element, want: &Facets) -> Option<String> 
     if cur.kind == want.kind && cur.source == want.source && cur.mode == want.mode {
         return None;
     }
-    if want.kind == "network" {
-        if let Some(n) = &want.source {
-            if !st.active_networks.contains(n) {
-                return Some(format!("network '{n}' is not active"));
-            }
+    if let ("network", Some(n)) = (want.kind.as_str(), &want.source) {
+        if !dom.active_networks.contains(n) {
+            return Some(format!("network '{n}' is not active"));
         }
     }
     let from = iface::live_backing(live_if);
-    let to = backing(st, want);
+    let to = backing(dom, want);
     if from == Backing::Bridge && to == Some(Backing::Bridge) {
         return None;
     }
@@ -281,216 +474,4 @@ fn live_refusal(st: &State, live_if: &Element, want: &Facets) -> Option<String> 
         name(Some(from)),
         name(to)
     ))
-}
-
-pub fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
-    let mac = select(p, st)?.unwrap_or_default();
-    let pers_if = iface::find(&st.persistent, &mac).cloned();
-    let live_if = st.live.as_ref().and_then(|l| iface::find(l, &mac)).cloned();
-    if p.absent() {
-        return plan_absent(p, st, &mac, pers_if.as_ref(), live_if.as_ref());
-    }
-    let live_mode = p.live();
-    let mut plan = Plan::default();
-    let cur = pers_if.as_ref().map(iface::facets);
-    let base = cur.clone().unwrap_or(Facets {
-        mac: mac.clone(),
-        ..Default::default()
-    });
-    let want = wanted(p).merged(&base);
-    check_merged(p, st, cur.as_ref(), &want)?;
-
-    // The persistent step.
-    let mut steps: Vec<Action> = Vec::new();
-    let pers_new = match &pers_if {
-        Some(el) => iface::edit(el, &want),
-        None => iface::new_interface(&want),
-    };
-    let pers_change = cur.as_ref() != Some(&want);
-    // The live step, when the guest runs.
-    let running = st.live.is_some();
-    let live_cur = live_if.as_ref().map(iface::facets);
-    // The running guest goes where the definition goes; its model changes only when
-    // the task asks for a model (a model change still pending is not retried).
-    let live_want = match &live_cur {
-        Some(lc) => Facets {
-            model: p.model.clone().or_else(|| lc.model.clone()),
-            ..want.clone()
-        },
-        None => want.clone(),
-    };
-    let live_change = running && live_cur.as_ref() != Some(&live_want);
-    if pers_change || (live_change && live_mode != Live::ConfigOnly) {
-        check_source(ctx, p, st, &want)?;
-    }
-    let mut live_new: Option<Element> = None;
-    if live_change && live_mode != Live::ConfigOnly {
-        let refusal = match &live_if {
-            Some(l) => live_refusal(st, l, &live_want),
-            None => None, // hotplug: a new interface can be attached live
-        };
-        match (live_mode, refusal) {
-            (Live::Must, Some(why)) => {
-                return Err(Error::not_supported(format!(
-                    "live is true but {why}; nothing was changed (use live: auto to change the definition and restart the guest later)"
-                )))
-            }
-            (_, Some(why)) => {
-                // A change made now, or one still pending from an earlier run.
-                ctx.warn(format!(
-                    "domain {}: {why}; the change applies when the guest is restarted",
-                    p.domain
-                ));
-            }
-            (_, None) => {
-                live_new = Some(match &live_if {
-                    Some(l) => iface::edit(l, &live_want),
-                    None => pers_new.clone(),
-                });
-            }
-        }
-    }
-    let live_after = match (&live_new, &live_cur) {
-        (Some(_), _) => Some(live_want.clone()),
-        (None, lc) => lc.clone(),
-    };
-    let restart_required = running && live_after.as_ref() != Some(&want);
-    let what = |from: Option<&Facets>, to: &Facets, which: &str| match from {
-        None => format!(
-            "add interface {mac} ({}) to domain {} {which}",
-            describe(to),
-            p.domain
-        ),
-        Some(c) if c.kind != to.kind || c.source != to.source || c.mode != to.mode => {
-            format!(
-                "point interface {mac} of domain {} from {} to {} {which}",
-                p.domain,
-                describe(c),
-                describe(to)
-            )
-        }
-        Some(_) => format!(
-            "set the model of interface {mac} of domain {} to {} {which}",
-            p.domain,
-            to.model.as_deref().unwrap_or("default")
-        ),
-    };
-    if pers_change {
-        let verb = if pers_if.is_some() {
-            "update-device"
-        } else {
-            "attach-device"
-        };
-        steps.push(device_action(
-            p,
-            verb,
-            CONFIG,
-            what(cur.as_ref(), &want, "in the persistent definition"),
-            &pers_new,
-        ));
-        plan.diffs.push(Diff::new(
-            header(p, &mac, "persistent"),
-            pers_if.as_ref().map(Element::to_xml).unwrap_or_default(),
-            pers_new.to_xml(),
-        ));
-    }
-    if let Some(l) = &live_new {
-        let verb = if live_if.is_some() {
-            "update-device"
-        } else {
-            "attach-device"
-        };
-        steps.push(device_action(
-            p,
-            verb,
-            LIVE,
-            what(live_cur.as_ref(), &live_want, "in the running guest"),
-            l,
-        ));
-        plan.diffs.push(Diff::new(
-            header(p, &mac, "live"),
-            live_if.as_ref().map(Element::to_xml).unwrap_or_default(),
-            l.to_xml(),
-        ));
-    }
-    plan.actions = steps;
-    plan.restart_required = Some(restart_required);
-    let live_after = live_new.as_ref().or(live_if.as_ref());
-    plan.set("interface", result_value(&want, live_after));
-    if !plan.changed() && restart_required {
-        plan.msg = Some(format!(
-            "interface {mac} of domain {} is defined as requested; the running guest takes it when restarted",
-            p.domain
-        ));
-    }
-    Ok(plan)
-}
-
-fn plan_absent(
-    p: &Params,
-    st: &State,
-    mac: &str,
-    pers_if: Option<&Element>,
-    live_if: Option<&Element>,
-) -> Result<Plan> {
-    let mut plan = Plan::default();
-    let running = st.live.is_some();
-    if let Some(el) = pers_if {
-        let kind = el.attr("type").unwrap_or("network");
-        plan.push(Action::new(
-            format!(
-                "remove interface {mac} from the persistent definition of domain {}",
-                p.domain
-            ),
-            virsh(
-                p,
-                &[
-                    "detach-interface",
-                    "--domain",
-                    &p.domain,
-                    "--type",
-                    kind,
-                    "--mac",
-                    mac,
-                    CONFIG,
-                ],
-            ),
-        ));
-        plan.diffs
-            .push(Diff::new(header(p, mac, "persistent"), el.to_xml(), ""));
-        if let (true, Some(l)) = (running, live_if) {
-            if p.live() != Live::ConfigOnly {
-                let kind = l.attr("type").unwrap_or(kind);
-                plan.push(Action::new(
-                    format!("remove interface {mac} from the running guest {}", p.domain),
-                    virsh(
-                        p,
-                        &[
-                            "detach-interface",
-                            "--domain",
-                            &p.domain,
-                            "--type",
-                            kind,
-                            "--mac",
-                            mac,
-                            LIVE,
-                        ],
-                    ),
-                ));
-                plan.diffs
-                    .push(Diff::new(header(p, mac, "live"), l.to_xml(), ""));
-            }
-        }
-    }
-    // Until the guest lets go of it (or is restarted), the running guest still has it.
-    let pending = running && live_if.is_some();
-    plan.restart_required = Some(pending && (pers_if.is_none() || p.live() == Live::ConfigOnly));
-    plan.set("interface", json!({"mac": mac, "state": "absent"}));
-    if !plan.changed() && pending {
-        plan.msg = Some(format!(
-            "interface {mac} is no longer in the definition of domain {}; the running guest still has it until it is restarted",
-            p.domain
-        ));
-    }
-    Ok(plan)
 }

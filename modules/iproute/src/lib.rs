@@ -6,7 +6,7 @@
 mod mode;
 mod sysfs;
 pub use mode::MacvlanMode;
-pub use sysfs::{device_type, DevType};
+pub use sysfs::{device_type, openvswitch_fallback, DevType};
 
 use kvmnet_protocol::{Ctx, Error, Result};
 use serde::Deserialize;

@@ -1,9 +1,10 @@
 //! Every read of the host: the network's state in one virsh process (`net-info`, the
 //! inactive and the live definition), and the host devices the definition it will have
-//! names, from sysfs (no process).
+//! names, from sysfs (no process; one `ip` only for a host bridge sysfs cannot tell from
+//! a NIC, as Open vSwitch's).
 
 use crate::params::{definition, Params};
-use kvmnet_iproute::{device_type, DevType};
+use kvmnet_iproute::{device_type, openvswitch_fallback, DevType};
 use kvmnet_protocol::{Ctx, Result};
 use kvmnet_virtxml::netstate::{self, NetState};
 use kvmnet_virtxml::network;
@@ -39,10 +40,18 @@ pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Current> {
     };
     let devices = named
         .into_iter()
-        .map(|(what, name)| HostDevice {
-            kind: device_type(ctx, &name),
-            what,
-            name,
+        .map(|(what, name)| {
+            let found = device_type(ctx, &name);
+            HostDevice {
+                // An Open vSwitch bridge has no DEVTYPE: one `ip` tells, only then.
+                kind: if what == "bridge" {
+                    openvswitch_fallback(ctx, &name, found)
+                } else {
+                    found
+                },
+                what,
+                name,
+            }
         })
         .collect();
     Ok(Current { net, devices })

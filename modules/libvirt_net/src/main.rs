@@ -5,8 +5,10 @@
 //! read: one virsh process (net-info, inactive and live XML); the host devices the
 //! definition names are checked in sysfs (no process). A no-change run starts ONE
 //! process. plan: define / stop / start / autostart / undefine, one virsh command each.
-//! verify: one more virsh process.
+//! verify: one more virsh process; a change that does not hold (libvirt dropped part of
+//! the definition) or a step that fails after the definition changed is rolled back.
 
+mod apply;
 mod current;
 mod params;
 mod plan;
@@ -34,6 +36,14 @@ impl Module for LibvirtNet {
     }
     fn plan(env: &mut Env, p: &Self::Params, cur: &Self::Current) -> Result<plan::Plan> {
         plan::plan(env, p, cur)
+    }
+    fn apply(
+        ctx: &mut Ctx,
+        p: &Self::Params,
+        _cur: &Self::Current,
+        plan: &mut plan::Plan,
+    ) -> Result<()> {
+        apply::apply(ctx, p, plan)
     }
     fn verify(ctx: &mut Ctx, p: &Self::Params, plan: &mut plan::Plan) -> Result<()> {
         verify::verify(ctx, p, plan)

@@ -18,6 +18,31 @@ pub struct Desired {
     pub absent: bool,
     pub active: bool,
     pub autostart: bool,
+    /// The network as it was, to put back when a change does not hold.
+    pub before: Before,
+}
+
+/// The network before the run (what a roll-back restores).
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    pub exists: bool,
+    pub persistent: bool,
+    pub active: bool,
+    pub autostart: bool,
+    /// The persistent definition as libvirt printed it.
+    pub xml: String,
+}
+
+impl Before {
+    fn of(n: &NetState) -> Before {
+        Before {
+            exists: n.exists,
+            persistent: n.persistent,
+            active: n.active,
+            autostart: n.autostart,
+            xml: n.inactive_text.clone(),
+        }
+    }
 }
 
 pub type Plan = kvmnet_protocol::Plan<Desired, Action>;
@@ -148,7 +173,7 @@ fn warn_devices(env: &mut Env, name: &str, devices: &[HostDevice]) {
     for d in devices {
         let problem = match (&d.kind, d.what) {
             (None, _) => "does not exist on this host",
-            (Some(k), "bridge") if !k.is_bridge() => "is not a bridge",
+            (Some(k), "bridge") if !(k.is_bridge() || k.is_openvswitch()) => "is not a bridge",
             _ => continue,
         };
         let what = match d.what {
@@ -186,6 +211,7 @@ fn absent(env: &mut Env, p: &Params, n: &NetState) -> Plan {
         absent: true,
         active: false,
         autostart: false,
+        before: Before::of(n),
     });
     let act = |op| Action {
         uri: p.uri.clone(),
@@ -284,6 +310,7 @@ fn present(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
         absent: false,
         active: end_active,
         autostart: end_autostart,
+        before: Before::of(n),
     });
     let act = |op| Action {
         uri: p.uri.clone(),
@@ -323,6 +350,16 @@ fn present(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
     Ok(plan)
 }
 
+/// A definition as libvirt will store it, laid out like the stored one (`stored`) so
+/// that a diff shows only what changes.
+fn libvirts_form(def: &Element, stored: Option<&Element>) -> Element {
+    let spelled = network::respell(def);
+    match stored {
+        Some(s) => network::align(&spelled, s),
+        None => network::libvirt_layout(&spelled),
+    }
+}
+
 /// The diff, the message and the `network` return value of a present/active/inactive run.
 fn report(
     env: &Env,
@@ -336,14 +373,13 @@ fn report(
     let (end_active, end_autostart) = (plan.desired.active, plan.desired.autostart);
     let header = format!("libvirt network {name}");
     if plan.changed() {
+        let stored = n.inactive.as_ref().filter(|_| n.persistent);
         plan.diffs.push(Diff::new(
             format!("{header} (inactive XML)"),
-            n.inactive
-                .as_ref()
-                .filter(|_| n.persistent)
-                .map(Element::to_xml)
+            stored.map(Element::to_xml).unwrap_or_default(),
+            new_inactive
+                .map(|d| libvirts_form(d, stored).to_xml())
                 .unwrap_or_default(),
-            new_inactive.map(Element::to_xml).unwrap_or_default(),
         ));
         plan.diffs.push(Diff::new(
             format!("{header} (state)"),

@@ -1,5 +1,6 @@
 //! After a change: read the network back (one virsh process) and check what was asked.
 
+use crate::apply::put_back;
 use crate::params::Params;
 use crate::plan::{network_value, Plan};
 use kvmnet_protocol::{Ctx, Error, Result};
@@ -20,9 +21,10 @@ pub fn verify(ctx: &mut Ctx, p: &Params, plan: &mut Plan) -> Result<()> {
         return Ok(());
     }
     let (Some(inactive), Some(live)) = (&n.inactive, &n.live) else {
-        return Err(Error::verification(format!(
+        let err = Error::verification(format!(
             "network {name} does not exist after it was defined"
-        )));
+        ));
+        return Err(put_back(ctx, p, plan, err, Some(n.clone())));
     };
     let mut wrong = Vec::new();
     if !n.persistent {
@@ -48,11 +50,12 @@ pub fn verify(ctx: &mut Ctx, p: &Params, plan: &mut Plan) -> Result<()> {
         wrong.push("running definition (still the previous one)".into());
     }
     if !wrong.is_empty() {
-        return Err(Error::verification(format!(
+        let err = Error::verification(format!(
             "network {name} is not as requested after the change: {}",
             wrong.join("; ")
         ))
-        .with("xml", n.inactive_text.clone()));
+        .with("xml", n.inactive_text.clone());
+        return Err(put_back(ctx, p, plan, err, Some(n.clone())));
     }
     plan.restart_required = Some(stale);
     let value = network_value(

@@ -1,64 +1,52 @@
 //! kvmnet.network.nm_bridge — a NetworkManager bridge and its ports as declared state.
 //!
-//! query (2 nmcli calls + `ip -j -d addr show`) → plan (nmcli commands by UUID, diff,
-//! return values) → apply → verify against NetworkManager and the kernel.
+//! read: 2 nmcli calls (the profile list, then every profile's settings in one `con show`)
+//! and one `ip -j -d addr show`; the memory file under /var/lib/kvmnet/nm_bridge is read
+//! directly (no process). A no-change run starts THREE processes. Only a run that takes a
+//! port into the bridge asks NetworkManager for its devices (one more nmcli).
+//! plan: nmcli commands by UUID; a profile this run creates gets its UUID from
+//! NetworkManager's answer, shown as `<uuid of NAME>` in the planned commands.
+//! verify: 2 nmcli + 1 ip per round until NetworkManager and the kernel agree (at most 20 s).
 
+mod apply;
+mod current;
 mod memory;
 mod params;
 mod plan;
-mod state;
 mod verify;
 
-use kvmnet_protocol::{Ctx, Module, Plan, Result, Spec};
-use params::Params;
-use state::{OnFail, State};
+use kvmnet_protocol::{Ctx, Env, Module, Result, Spec};
 
 struct NmBridge;
 
 impl Module for NmBridge {
     const NAME: &'static str = "nm_bridge";
-    type Params = Params;
-    type State = State;
+    type Params = params::Params;
+    type Current = current::Current;
+    type Desired = plan::Desired;
+    type Action = apply::Action;
 
     fn spec() -> Spec {
         params::spec()
     }
-    fn validate(p: &Params) -> Result<()> {
+    fn validate(p: &Self::Params) -> Result<()> {
         params::validate(p)
     }
-    fn query(ctx: &mut Ctx, _p: &Params) -> Result<State> {
-        state::read(ctx, None)
+    fn read(ctx: &mut Ctx, p: &Self::Params) -> Result<Self::Current> {
+        current::read(ctx, p)
     }
-    fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
-        plan::plan(ctx, p, st)
+    fn plan(env: &mut Env, p: &Self::Params, cur: &Self::Current) -> Result<plan::Plan> {
+        plan::plan(env, p, cur)
     }
-    fn apply(ctx: &mut Ctx, _p: &Params, st: &State, plan: &Plan) -> Result<()> {
-        let on_fail = st.on_fail.borrow().clone();
-        for (i, a) in plan.actions.iter().enumerate() {
-            if a.argv.is_empty() {
-                continue;
-            }
-            let gone_is_done = on_fail.get(i) == Some(&OnFail::Gone);
-            let Err(e) = ctx.write_accepting(&a.argv, a.stdin.as_deref(), |out| {
-                gone_is_done && out.rc == 10
-            }) else {
-                continue;
-            };
-            match on_fail.get(i) {
-                Some(OnFail::Warn) => ctx.warn(format!("could not {}: {}", a.summary, e.msg)),
-                Some(OnFail::Reactivate { bridge, ports }) => {
-                    // NM refuses to reapply some settings: re-activate instead.
-                    ctx.write(&["nmcli", "con", "up", "uuid", bridge], None)?;
-                    for p in ports {
-                        ctx.write(&["nmcli", "con", "up", "uuid", p], None)?;
-                    }
-                }
-                _ => return Err(e),
-            }
-        }
-        Ok(())
+    fn apply(
+        ctx: &mut Ctx,
+        _p: &Self::Params,
+        _cur: &Self::Current,
+        plan: &mut plan::Plan,
+    ) -> Result<()> {
+        apply::apply(ctx, plan)
     }
-    fn verify(ctx: &mut Ctx, p: &Params, plan: &mut Plan) -> Result<()> {
+    fn verify(ctx: &mut Ctx, p: &Self::Params, plan: &mut plan::Plan) -> Result<()> {
         verify::verify(ctx, p, plan)
     }
 }

@@ -1,10 +1,10 @@
 //! What `port_profiles: disable` switched off, so that `state: absent` (or removing a
 //! port) can give it back. NetworkManager's nmcli has no free-form field to hold it, so it
 //! lives in one documented file per bridge: `/var/lib/kvmnet/nm_bridge/<bridge>.json`.
-//! Read directly only when needed (never in a no-change run), written with `tee` (so the
-//! write shows in `commands` and check mode).
+//! Read directly by current.rs (a file read starts no process); written by the plan's
+//! steps with `mkdir`, `tee` and `rm` (so the write shows in `commands` and check mode).
 
-use kvmnet_protocol::{Action, Ctx, Result};
+use kvmnet_protocol::Ctx;
 use serde::{Deserialize, Serialize};
 
 pub const DIR: &str = "/var/lib/kvmnet/nm_bridge";
@@ -36,39 +36,45 @@ pub struct Memory {
     pub disabled: Vec<Disabled>,
 }
 
-impl Memory {
-    pub fn read(ctx: &mut Ctx, bridge: &str) -> Result<Memory> {
+/// The memory file as read: its content (empty when never written), and whether it held
+/// something that is not this format (then nothing it listed can be given back).
+#[derive(Debug, Clone, Default)]
+pub struct Remembered {
+    pub memory: Memory,
+    pub unreadable: bool,
+}
+
+impl Remembered {
+    pub fn read(ctx: &mut Ctx, bridge: &str) -> Remembered {
         let Some(text) = ctx.read_file(&path(bridge)) else {
-            return Ok(Memory::default()); // never written
+            return Remembered::default(); // never written
         };
-        Ok(serde_json::from_str(&text).unwrap_or_else(|_| {
-            ctx.warn(format!(
-                "{} is not valid JSON; the profiles it listed will not be restored",
-                path(bridge)
-            ));
-            Memory::default()
-        }))
+        match serde_json::from_str(&text) {
+            Ok(memory) => Remembered {
+                memory,
+                unreadable: false,
+            },
+            Err(_) => Remembered {
+                memory: Memory::default(),
+                unreadable: true,
+            },
+        }
     }
 
-    /// Actions writing this memory (or removing the file when empty).
-    pub fn save(&self, bridge: &str) -> Vec<Action> {
-        if self.disabled.is_empty() {
-            return vec![Action::new(
-                format!("forget the profiles switched off for {bridge}"),
-                ["rm", "-f", &path(bridge)],
-            )];
-        }
-        let body = serde_json::to_string_pretty(self).unwrap_or_default() + "\n";
-        vec![
-            Action::new(format!("create {DIR}"), ["mkdir", "-p", "-m", "0700", DIR]),
-            Action::new(
-                format!(
-                    "remember the profiles switched off for {bridge} in {}",
-                    path(bridge)
-                ),
-                ["tee", &path(bridge)],
+    /// The warning a plan that uses an unreadable memory gives.
+    pub fn warning(&self, bridge: &str) -> Option<String> {
+        self.unreadable.then(|| {
+            format!(
+                "{} is not valid JSON; the profiles it listed will not be restored",
+                path(bridge)
             )
-            .with_stdin(body),
-        ]
+        })
+    }
+}
+
+impl Memory {
+    /// The file's text.
+    pub fn body(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 }

@@ -9,6 +9,26 @@ use std::net::IpAddr;
 
 pub const PORT_PROFILES: &[&str] = &["disable", "delete", "keep"];
 
+/// `port_profiles`: what becomes of other profiles bound to a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProfiles {
+    /// Switched off (autoconnect off, deactivated) and remembered, to give back later.
+    Disable,
+    /// Deleted.
+    Delete,
+    /// Left as they are (a port they hold stays out of the bridge, with a warning).
+    Keep,
+}
+
+/// `state`: whether the bridge should exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Present,
+    Absent,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IpParams {
@@ -27,8 +47,8 @@ pub struct Params {
     pub conn_name: Option<String>,
     /// The full set of ports; omitted: leave the ports as they are.
     pub ports: Option<Vec<String>>,
-    /// What to do with other profiles bound to a port: disable, delete or keep.
-    pub port_profiles: String,
+    /// What to do with other profiles bound to a port.
+    pub port_profiles: PortProfiles,
     pub stp: Option<bool>,
     /// Seconds (`bridge.forward-delay`).
     pub forward_delay: Option<i64>,
@@ -38,12 +58,12 @@ pub struct Params {
     pub autoconnect: Option<bool>,
     pub ipv4: Option<IpParams>,
     pub ipv6: Option<IpParams>,
-    pub state: String,
+    pub state: State,
 }
 
 impl Params {
     pub fn present(&self) -> bool {
-        self.state == "present"
+        self.state == State::Present
     }
     pub fn default_conn_name(&self) -> String {
         self.conn_name

@@ -1,38 +1,57 @@
-//! Current state + options → the list of nmcli commands, the diff and the return values.
+//! Pure: the options and what current.rs read -> the typed desired state, the steps
+//! (apply.rs), the diff and the return values. It never reads the host.
 
+use crate::apply::{Action, Ref, Repair};
+use crate::current::Current;
 use crate::memory::{Disabled, Memory};
-use crate::params::{desired_bridge, norm_value, Params, MAC_PROP, MTU_PROP};
-use crate::state::{is_port_of, Conn, OnFail, State};
-use kvmnet_protocol::{Action, Ctx, Diff, Error, Plan, Result};
+use crate::params::{desired_bridge, norm_value, Params, PortProfiles, State, MAC_PROP, MTU_PROP};
+use kvmnet_nmcli::conn::Conn;
+use kvmnet_nmcli::is_port_of;
+use kvmnet_protocol::{Diff, Env, Error, Result};
 use serde_json::{json, Map, Value};
 
-/// A new profile's UUID (see `kvmnet_nmcli::new_uuid`); unit tests get U1, U2, ... instead.
-#[cfg(not(test))]
-pub fn new_uuid() -> Result<String> {
-    kvmnet_nmcli::new_uuid()
+pub type Plan = kvmnet_protocol::Plan<Desired, Action>;
+
+/// What the run aims at, for apply, verify and the return values.
+#[derive(Debug, Clone, Default)]
+pub struct Desired {
+    pub name: String,
+    pub present: bool,
+    /// `state: present`: the bridge profile.
+    pub bridge: BridgeTarget,
+    /// `state: present`: the ports (the listed ones, or the existing ones when `ports` is
+    /// not given).
+    pub ports: Vec<PortTarget>,
 }
 
-#[cfg(test)]
-thread_local!(static NEXT: std::cell::Cell<u32> = const { std::cell::Cell::new(1) });
-
-#[cfg(test)]
-pub fn new_uuid() -> Result<String> {
-    let n = NEXT.with(|c| {
-        let n = c.get();
-        c.set(n + 1);
-        n
-    });
-    Ok(format!("00000000-0000-4000-8000-{n:012}"))
+#[derive(Debug, Clone, Default)]
+pub struct BridgeTarget {
+    /// `None` until NetworkManager assigns it to the profile this run creates.
+    pub uuid: Option<String>,
+    pub conn_name: String,
+    /// The properties the task asks for: (NM property, normalised value).
+    pub settings: Vec<(&'static str, String)>,
 }
 
-#[cfg(test)]
-pub fn reset_uuids() {
-    NEXT.with(|c| c.set(1));
+#[derive(Debug, Clone, Default)]
+pub struct PortTarget {
+    /// The interface (`None`: an existing port profile bound to nothing found).
+    pub name: Option<String>,
+    pub uuid: Option<String>,
+    pub conn_name: String,
+    /// Expected active in the bridge (verify checks it).
+    pub active: bool,
 }
 
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
+pub fn plan(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
+    match p.state {
+        State::Present => present(env, p, cur),
+        State::Absent => absent(env, p, cur),
+    }
 }
+
+// ---------------------------------------------------------------------------------------
+// Comparable values, snapshots, headers
 
 /// Properties of the bridge profile shown in diffs.
 const BRIDGE_TRACKED: &[&str] = &[
@@ -55,6 +74,14 @@ const BRIDGE_TRACKED: &[&str] = &[
     "ipv6.dns",
 ];
 
+/// What the diff shows of another profile this module switches off, deletes or gives back.
+const OTHER_PROFILE_TRACKED: &[&str] = &[
+    "connection.id",
+    "connection.type",
+    "connection.interface-name",
+    "connection.autoconnect",
+];
+
 /// A property's current comparable value. The bridge's MAC is `cloned-mac-address`, or
 /// the deprecated `bridge.mac-address` that older tools wrote.
 pub fn current(c: &Conn, prop: &str) -> String {
@@ -68,10 +95,10 @@ pub fn current(c: &Conn, prop: &str) -> String {
     norm_value(prop, c.p.get(prop).unwrap_or(""))
 }
 
-fn activation(c: Option<&Conn>) -> &'static str {
-    match c {
-        Some(c) if c.state == "activated" => "activated",
-        Some(c) if c.state == "activating" => "activating",
+fn activation(c: &Conn) -> &'static str {
+    match c.state.as_str() {
+        "activated" => "activated",
+        "activating" => "activating",
         _ => "inactive",
     }
 }
@@ -83,17 +110,17 @@ fn snapshot(c: &Conn, keys: &[&str]) -> Map<String, Value> {
             m.insert(k.to_string(), json!(current(c, k)));
         }
     }
-    m.insert("state".into(), json!(activation(Some(c))));
+    m.insert("state".into(), json!(activation(c)));
     m
 }
 
-fn port_keys(st: &State) -> Vec<&str> {
+fn port_keys(cur: &Current) -> Vec<&'static str> {
     vec![
         "connection.id",
         "connection.type",
         "connection.interface-name",
-        st.controller_key.as_str(),
-        st.port_type_key.as_str(),
+        cur.conns.controller_key(),
+        cur.conns.port_type_key(),
         "connection.autoconnect",
     ]
 }
@@ -102,9 +129,20 @@ fn header(id: &str) -> String {
     format!("nm profile {id}")
 }
 
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Refusals
+
 /// NICs a port could be: every link except loopback and bridges.
-fn nic_names(st: &State, bridge: &str) -> String {
-    let names: Vec<&str> = st
+fn nic_names(cur: &Current, bridge: &str) -> String {
+    let names: Vec<&str> = cur
         .links
         .iter()
         .filter(|l| l.ifname != "lo" && l.ifname != bridge && l.kind() != Some("bridge"))
@@ -117,33 +155,30 @@ fn nic_names(st: &State, bridge: &str) -> String {
     }
 }
 
-struct Builder {
-    plan: Plan,
-    on_fail: Vec<OnFail>,
-}
-
-impl Builder {
-    fn push(&mut self, a: Action) {
-        self.push_with(a, OnFail::Fail);
+/// Ports must be NICs that exist (in every mode), not bridges, and not held by a
+/// controller no NetworkManager profile can take them from.
+fn check_ports(cur: &Current, name: &str, ports: &[String]) -> Result<()> {
+    let missing: Vec<&str> = ports
+        .iter()
+        .filter(|x| cur.link(x).is_none())
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::invalid(format!(
+            "option 'ports': {} does not exist on this host (NICs that do: {})",
+            missing.join(", "),
+            nic_names(cur, name)
+        )));
     }
-    fn push_with(&mut self, a: Action, f: OnFail) {
-        self.plan.push(a);
-        self.on_fail.push(f);
+    for port in ports {
+        if cur.link(port).is_some_and(|l| l.kind() == Some("bridge")) {
+            return Err(Error::invalid(format!(
+                "option 'ports': {port} is itself a bridge; nm_bridge does not nest bridges"
+            )));
+        }
+        foreign_controller(cur, name, port)?;
     }
-}
-
-pub fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
-    let mut b = Builder {
-        plan: Plan::default(),
-        on_fail: Vec::new(),
-    };
-    if p.present() {
-        present(ctx, p, st, &mut b)?;
-    } else {
-        absent(ctx, p, st, &mut b)?;
-    }
-    *st.on_fail.borrow_mut() = b.on_fail;
-    Ok(b.plan)
+    Ok(())
 }
 
 /// Refuse a port that the kernel has in another controller (a bridge or bond) that no
@@ -151,14 +186,14 @@ pub fn plan(ctx: &mut Ctx, p: &Params, st: &State) -> Result<Plan> {
 /// another tool. Taking the port would silently break that bridge; the plan could not
 /// even show it. A port held by another NM profile is different: the plan switches that
 /// profile off, visibly.
-fn foreign_controller(st: &State, name: &str, port: &str) -> Result<()> {
-    let Some(l) = st.link(port) else {
+fn foreign_controller(cur: &Current, name: &str, port: &str) -> Result<()> {
+    let Some(l) = cur.link(port) else {
         return Ok(());
     };
     let Some(m) = l.master.as_deref().filter(|m| *m != name) else {
         return Ok(());
     };
-    let held_by_profile = st
+    let held_by_profile = cur
         .bound_to(port)
         .iter()
         .any(|c| !c.external && c.active_on(port) && c.p.port_type().is_some());
@@ -173,698 +208,834 @@ fn foreign_controller(st: &State, name: &str, port: &str) -> Result<()> {
     .with("controller", m))
 }
 
-struct PortPlan {
-    name: String,
-    uuid: String,
-    conn_name: String,
-    existing: Option<Conn>,
-    /// Attribute changes to an existing port profile.
-    changes: Vec<(String, String)>,
-    up: bool,
-    held_by: Option<String>,
-}
-
-fn present(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()> {
-    let name = p.name.as_str();
-    let ports = p.port_list();
-
-    // Ports must be NICs that exist, in every mode.
-    if let Some(ports) = &ports {
-        let missing: Vec<&str> = ports
-            .iter()
-            .filter(|x| st.link(x).is_none())
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::invalid(format!(
-                "option 'ports': {} does not exist on this host (NICs that do: {})",
-                missing.join(", "),
-                nic_names(st, name)
-            )));
+/// Refuse to take over a port that carries a global address the task does not decide.
+fn check_addresses(p: &Params, cur: &Current, taken: &[String]) -> Result<()> {
+    let name = &p.name;
+    for port in taken {
+        let Some(l) = cur.link(port) else { continue };
+        let of = |v6: bool| -> Vec<String> {
+            l.addr_info
+                .iter()
+                .filter(|a| match v6 {
+                    false => a.family == "inet" && a.scope != "host" && a.scope != "link",
+                    true => a.family == "inet6" && a.scope == "global",
+                })
+                .map(|a| format!("{}/{}", a.local, a.prefixlen))
+                .collect()
+        };
+        let (v4, v6) = (of(false), of(true));
+        let mut lost: Vec<String> = Vec::new();
+        let mut opts: Vec<&str> = Vec::new();
+        if !v4.is_empty() && p.ipv4.is_none() {
+            lost.extend(v4);
+            opts.push("ipv4");
         }
-        for port in ports {
-            if let Some(l) = st.link(port) {
-                if l.kind() == Some("bridge") {
-                    return Err(Error::invalid(format!(
-                        "option 'ports': {port} is itself a bridge; nm_bridge does not nest bridges"
-                    )));
-                }
-            }
-            foreign_controller(st, name, port)?;
+        if !v6.is_empty() && p.ipv6.is_none() {
+            lost.extend(v6);
+            opts.push("ipv6");
+        }
+        if !lost.is_empty() {
+            return Err(Error::invalid(format!(
+                "refusing to make {port} a port of {name}: {port} carries {}, which it would lose (the host could lose its connection); set the bridge's {} explicitly to decide the bridge's addresses (for example the same address on {name}), or remove the address from {port} first",
+                lost.join(", "),
+                opts.join(" and ")
+            ))
+            .with("port", port.clone())
+            .with("addresses", json!(lost)));
         }
     }
+    Ok(())
+}
 
-    // The bridge profile: by interface name, preferring conn_name, then the active one.
-    let cands = st.bridges_for(name);
-    let chosen: Option<&Conn> = p
+/// NetworkManager must manage each port it is to activate.
+fn check_managed(cur: &Current, name: &str, taken: &[String]) -> Result<()> {
+    if taken.is_empty() {
+        return Ok(());
+    }
+    let Some(devs) = &cur.devices else {
+        return Err(Error::bug(
+            "NetworkManager's devices were not read, yet a port is to be taken into the bridge",
+        ));
+    };
+    for port in taken {
+        match devs.iter().find(|d| d.name == *port) {
+            Some(d) if !d.managed() => {
+                return Err(Error::not_supported(format!(
+                    "NetworkManager does not manage {port} (device state unmanaged), so it cannot make it a port of {name}; let NetworkManager manage it first"
+                )));
+            }
+            None => {
+                return Err(Error::not_supported(format!(
+                    "NetworkManager does not know the device {port}, so it cannot make it a port of {name}"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// The bridge profile
+
+/// The bridge profile to manage, and the name it will have.
+struct Chosen<'a> {
+    /// Every bridge profile for the interface.
+    cands: Vec<&'a Conn>,
+    conn: Option<&'a Conn>,
+    conn_name: String,
+}
+
+impl Chosen<'_> {
+    fn reference(&self) -> Ref {
+        match self.conn {
+            Some(c) => Ref::Uuid(c.uuid.clone()),
+            None => Ref::NewBridge(self.conn_name.clone()),
+        }
+    }
+    /// Whether `c` is a port profile of the chosen bridge (guests' generated ones never).
+    fn owns(&self, c: &Conn, name: &str) -> bool {
+        !c.external && self.conn.is_some_and(|o| is_port_of(c, o, name))
+    }
+}
+
+/// By interface name, preferring conn_name, then the active one.
+fn choose_bridge<'a>(p: &Params, cur: &'a Current) -> Chosen<'a> {
+    let name = p.name.as_str();
+    let cands = cur.conns.bridges_for(name);
+    let conn: Option<&Conn> = p
         .conn_name
         .as_ref()
         .and_then(|cn| cands.iter().copied().find(|c| c.id() == cn))
         .or_else(|| cands.iter().copied().find(|c| c.active_on(name)))
         .or_else(|| cands.first().copied());
-    if let Some(ch) = chosen {
-        let others: Vec<String> = cands
-            .iter()
-            .filter(|c| c.uuid != ch.uuid)
-            .map(|c| format!("'{}' ({})", c.id(), c.uuid))
-            .collect();
-        if !others.is_empty() {
-            ctx.warn(format!(
-                "other bridge profiles also make {name}: {}; nm_bridge manages '{}' ({}) and leaves them as they are",
-                others.join(", "),
-                ch.id(),
-                ch.uuid
-            ));
-        }
-    }
-    let conn_name = match (chosen, &p.conn_name) {
+    let conn_name = match (conn, &p.conn_name) {
         (_, Some(cn)) => cn.clone(),
         (Some(c), None) => c.id().to_string(),
         (None, None) => p.default_conn_name(),
     };
-    if chosen.is_none_or(|c| c.id() != conn_name) {
-        if let Some(other) = st
-            .conns
-            .iter()
-            .find(|c| c.id() == conn_name && chosen.is_none_or(|ch| ch.uuid != c.uuid))
-        {
-            return Err(Error::invalid(format!(
-                "option 'conn_name': profile '{conn_name}' already exists ({}, type {}, interface {}) and is not a bridge profile for {name}; choose another conn_name",
-                other.uuid,
-                other.kind(),
-                other.ifname().unwrap_or("any")
-            )));
-        }
+    Chosen {
+        cands,
+        conn,
+        conn_name,
     }
+}
 
-    let desired = desired_bridge(p);
-    let bridge_uuid = match chosen {
-        Some(c) => c.uuid.clone(),
-        None => new_uuid()?,
+/// Other bridge profiles that make the same interface are left alone, said so.
+fn duplicates_warning(ch: &Chosen, name: &str) -> Option<String> {
+    let c = ch.conn?;
+    let others: Vec<String> = ch
+        .cands
+        .iter()
+        .filter(|o| o.uuid != c.uuid)
+        .map(|o| format!("'{}' ({})", o.id(), o.uuid))
+        .collect();
+    (!others.is_empty()).then(|| {
+        format!(
+            "other bridge profiles also make {name}: {}; nm_bridge manages '{}' ({}) and leaves them as they are",
+            others.join(", "),
+            c.id(),
+            c.uuid
+        )
+    })
+}
+
+/// The profile name the bridge will have must not belong to another profile.
+fn check_conn_name(cur: &Current, name: &str, ch: &Chosen) -> Result<()> {
+    let cn = &ch.conn_name;
+    if ch.conn.is_some_and(|c| c.id() == cn) {
+        return Ok(());
+    }
+    let Some(other) = cur
+        .conns
+        .conns
+        .iter()
+        .find(|c| c.id() == cn && ch.conn.is_none_or(|x| x.uuid != c.uuid))
+    else {
+        return Ok(());
     };
-    let bridge_active = chosen.is_some_and(|c| c.active_on(name));
-    let mut reactivate = false;
-    let mut reapply = false;
+    Err(Error::invalid(format!(
+        "option 'conn_name': profile '{cn}' already exists ({}, type {}, interface {}) and is not a bridge profile for {name}; choose another conn_name",
+        other.uuid,
+        other.kind(),
+        other.ifname().unwrap_or("any")
+    )))
+}
 
-    match chosen {
-        None => {
-            let mut argv = s(&[
-                "nmcli",
-                "con",
-                "add",
-                "type",
-                "bridge",
-                "ifname",
-                name,
-                "con-name",
-                &conn_name,
-                "connection.uuid",
-                &bridge_uuid,
-            ]);
-            for (k, v) in &desired {
-                argv.push(k.to_string());
-                argv.push(v.clone());
-            }
-            b.push(Action::new(
-                format!("create bridge profile {conn_name}"),
-                argv,
-            ));
-            let mut after = Map::new();
-            after.insert("connection.id".into(), json!(conn_name));
-            after.insert("connection.type".into(), json!("bridge"));
-            after.insert("connection.interface-name".into(), json!(name));
-            for (k, v) in &desired {
-                after.insert(k.to_string(), json!(v));
-            }
-            after.insert("state".into(), json!("activated"));
-            b.plan.diffs.push(Diff::new(header(&conn_name), "", after));
+/// The bridge profile's step and diff, and how an active bridge takes the change.
+#[derive(Default)]
+struct BridgeChange {
+    action: Option<Action>,
+    diff: Option<Diff>,
+    /// A new MAC: the bridge must be re-activated.
+    reactivate: bool,
+    /// Other settings: `nmcli dev reapply`.
+    reapply: bool,
+}
+
+fn create_bridge(p: &Params, ch: &Chosen, settings: &[(&'static str, String)]) -> BridgeChange {
+    let pairs: Vec<(String, String)> = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    let mut after = Map::new();
+    after.insert("connection.id".into(), json!(ch.conn_name));
+    after.insert("connection.type".into(), json!("bridge"));
+    after.insert("connection.interface-name".into(), json!(p.name));
+    for (k, v) in &pairs {
+        after.insert(k.clone(), json!(v));
+    }
+    after.insert("state".into(), json!("activated"));
+    BridgeChange {
+        action: Some(Action::CreateBridge {
+            name: p.name.clone(),
+            conn_name: ch.conn_name.clone(),
+            settings: pairs,
+        }),
+        diff: Some(Diff::new(header(&ch.conn_name), "", after)),
+        ..BridgeChange::default()
+    }
+}
+
+fn modify_bridge(c: &Conn, conn_name: &str, settings: &[(&'static str, String)]) -> BridgeChange {
+    let mut bc = BridgeChange::default();
+    let mut changes: Vec<(String, String)> = Vec::new();
+    if c.id() != conn_name {
+        changes.push(("connection.id".into(), conn_name.to_string()));
+    }
+    for (k, v) in settings {
+        if current(c, k) == *v {
+            continue;
         }
-        Some(c) => {
-            let mut changes: Vec<(String, String)> = Vec::new();
-            if c.id() != conn_name {
-                changes.push(("connection.id".into(), conn_name.clone()));
+        changes.push((k.to_string(), v.clone()));
+        if *k == MAC_PROP {
+            bc.reactivate = true;
+            if !norm_value(MAC_PROP, c.p.get("bridge.mac-address").unwrap_or("")).is_empty() {
+                changes.push(("bridge.mac-address".into(), String::new()));
             }
-            for (k, v) in &desired {
-                if current(c, k) != *v {
-                    changes.push((k.to_string(), v.clone()));
-                    if *k == MAC_PROP {
-                        reactivate = true;
-                        if !norm_value(MAC_PROP, c.p.get("bridge.mac-address").unwrap_or(""))
-                            .is_empty()
-                        {
-                            changes.push(("bridge.mac-address".into(), String::new()));
-                        }
-                    } else if *k != "connection.autoconnect" {
-                        reapply = true;
-                    }
-                }
-            }
-            let before = snapshot(c, BRIDGE_TRACKED);
-            let mut after = before.clone();
-            if !changes.is_empty() {
-                let mut argv = s(&["nmcli", "con", "mod", "uuid", &c.uuid]);
-                for (k, v) in &changes {
-                    argv.push(k.clone());
-                    argv.push(v.clone());
-                    if k != "bridge.mac-address" {
-                        after.insert(k.clone(), json!(v));
-                    }
-                }
-                let what: Vec<&str> = changes
-                    .iter()
-                    .filter(|(k, _)| k != "bridge.mac-address")
-                    .map(|(k, _)| k.as_str())
-                    .collect();
-                b.push(Action::new(
-                    format!("set {} on bridge profile {conn_name}", what.join(", ")),
-                    argv,
-                ));
-            }
-            after.insert("state".into(), json!("activated"));
-            if before != after {
-                b.plan.diffs.push(Diff::new(header(c.id()), before, after));
-            }
+        } else if *k != "connection.autoconnect" {
+            bc.reapply = true;
         }
     }
+    let before = snapshot(c, BRIDGE_TRACKED);
+    let mut after = before.clone();
+    for (k, v) in changes.iter().filter(|(k, _)| k != "bridge.mac-address") {
+        after.insert(k.clone(), json!(v));
+    }
+    after.insert("state".into(), json!("activated"));
+    if !changes.is_empty() {
+        bc.action = Some(Action::ModifyBridge {
+            uuid: c.uuid.clone(),
+            conn_name: conn_name.to_string(),
+            changes,
+        });
+    }
+    if before != after {
+        bc.diff = Some(Diff::new(header(c.id()), before, after));
+    }
+    bc
+}
 
-    // Ports.
-    let owner = chosen.cloned();
-    let is_ours = |c: &Conn| !c.external && owner.as_ref().is_some_and(|o| is_port_of(c, o, name));
-    let mut port_plans: Vec<PortPlan> = Vec::new();
-    let mut new_disabled: Vec<Disabled> = Vec::new();
-    let mut competitor_actions: Vec<Action> = Vec::new();
-    let mut competitor_diffs: Vec<Diff> = Vec::new();
-    let mut releases: Vec<String> = Vec::new();
+// ---------------------------------------------------------------------------------------
+// Ports
 
-    if let Some(list) = &ports {
-        for port in list {
-            let mine: Vec<&Conn> = st
-                .conns
-                .iter()
-                .filter(|c| is_ours(c) && st.port_of(c).as_deref() == Some(port.as_str()))
-                .collect();
-            let pc: Option<&Conn> = mine
-                .iter()
-                .copied()
-                .find(|c| c.active_on(port))
-                .or_else(|| mine.first().copied());
-            let competitors: Vec<&Conn> = st
-                .bound_to(port)
-                .into_iter()
-                .filter(|c| pc.is_none_or(|x| x.uuid != c.uuid))
-                .filter(|c| !cands.iter().any(|bc| bc.uuid == c.uuid))
-                .collect();
-            let kernel_in = st.link(port).and_then(|l| l.master.as_deref()) == Some(name);
-            let mut pp = PortPlan {
-                name: port.clone(),
-                uuid: match pc {
-                    Some(c) => c.uuid.clone(),
-                    None => new_uuid()?,
-                },
-                conn_name: pc
-                    .map(|c| c.id().to_string())
-                    .unwrap_or_else(|| format!("bridge-slave-{port}")),
-                existing: pc.cloned(),
-                changes: Vec::new(),
-                up: false,
-                held_by: None,
-            };
-            if let Some(c) = pc {
-                let m = c.p.controller().unwrap_or("");
-                if m != bridge_uuid && m != name {
-                    // A master given as a profile name never activates; a master that
-                    // is another duplicate profile is repointed too.
-                    pp.changes
-                        .push((st.controller_key.clone(), bridge_uuid.clone()));
-                }
-            }
-            if let Some(a) = p.autoconnect {
-                let want = if a { "yes" } else { "no" };
-                if pc.is_some_and(|c| current(c, "connection.autoconnect") != want) {
-                    pp.changes
-                        .push(("connection.autoconnect".into(), want.into()));
-                }
-            }
-            let active_ok = pc.is_some_and(|c| c.active_on(port)) && kernel_in;
-            pp.up = !active_ok
-                || !pp
-                    .changes
-                    .iter()
-                    .all(|(k, _)| k == "connection.autoconnect");
-            if p.port_profiles == "keep" {
-                if let Some(h) = competitors.iter().find(|c| c.active_on(port)) {
-                    if pp.up {
-                        pp.up = false;
-                        pp.held_by = Some(h.id().to_string());
-                        ctx.warn(format!(
-                            "port {port} is held by profile '{}' ({}) and cannot activate in {name} while port_profiles is keep",
-                            h.id(),
-                            h.uuid
-                        ));
-                    }
-                }
-            }
-            if pp.up && !kernel_in {
-                releases.push(port.clone());
-            }
-            // Competing profiles.
-            for c in &competitors {
-                if p.port_profiles == "keep" {
-                    continue;
-                }
-                let before = snapshot(c, OTHER_PROFILE_TRACKED);
-                let mut after = before.clone();
-                if p.port_profiles == "delete" {
-                    competitor_actions.push(Action::new(
-                        format!("delete profile {} that would hold {port}", c.id()),
-                        s(&["nmcli", "con", "delete", "uuid", &c.uuid]),
-                    ));
-                    competitor_diffs.push(Diff::new(header(c.id()), before, ""));
-                    continue;
-                }
-                let mut changed = false;
-                if c.autoconnect() {
-                    competitor_actions.push(Action::new(
-                        format!(
-                            "switch off autoconnect of profile {} that would hold {port}",
-                            c.id()
-                        ),
-                        s(&[
-                            "nmcli",
-                            "con",
-                            "mod",
-                            "uuid",
-                            &c.uuid,
-                            "connection.autoconnect",
-                            "no",
-                        ]),
-                    ));
-                    after.insert("connection.autoconnect".into(), json!("no"));
-                    changed = true;
-                }
-                if c.active() {
-                    if !pp.up || !c.active_on(port) {
-                        competitor_actions.push(Action::new(
-                            format!("deactivate profile {}", c.id()),
-                            s(&["nmcli", "con", "down", "uuid", &c.uuid]),
-                        ));
-                    }
-                    after.insert("state".into(), json!("inactive"));
-                    changed = true;
-                }
-                if changed {
-                    new_disabled.push(Disabled {
-                        uuid: c.uuid.clone(),
-                        id: c.id().to_string(),
-                        port: port.clone(),
-                        was_active: c.active_on(port),
-                        had_autoconnect: c.autoconnect(),
-                    });
-                    competitor_diffs.push(Diff::new(header(c.id()), before, after));
-                }
-            }
-            port_plans.push(pp);
+/// What becomes of one listed port.
+struct PortPlan<'a> {
+    name: String,
+    existing: Option<&'a Conn>,
+    conn_name: String,
+    /// Changes to an existing port profile.
+    changes: Vec<(String, String)>,
+    /// Its controller is repointed (what it was).
+    repair: Option<String>,
+    /// To be activated.
+    up: bool,
+    /// Kept out of the bridge by this profile (`port_profiles: keep`).
+    held_by: Option<&'a Conn>,
+    /// The kernel already has it in the bridge.
+    kernel_in: bool,
+    /// Other profiles that would hold it.
+    competitors: Vec<&'a Conn>,
+}
+
+impl PortPlan<'_> {
+    fn reference(&self) -> Ref {
+        match self.existing {
+            Some(c) => Ref::Uuid(c.uuid.clone()),
+            None => Ref::NewPort {
+                port: self.name.clone(),
+                conn_name: self.conn_name.clone(),
+            },
         }
     }
+    /// Taken into the bridge by this run.
+    fn taken(&self) -> bool {
+        self.up && !self.kernel_in
+    }
+}
 
-    // Refuse to take over a port that carries a global address the task does not decide.
-    if !releases.is_empty() {
-        for port in &releases {
-            let Some(l) = st.link(port) else { continue };
-            let v4: Vec<String> = l
-                .addr_info
-                .iter()
-                .filter(|a| a.family == "inet" && a.scope != "host" && a.scope != "link")
-                .map(|a| format!("{}/{}", a.local, a.prefixlen))
-                .collect();
-            let v6: Vec<String> = l
-                .addr_info
-                .iter()
-                .filter(|a| a.family == "inet6" && a.scope == "global")
-                .map(|a| format!("{}/{}", a.local, a.prefixlen))
-                .collect();
-            let mut lost: Vec<String> = Vec::new();
-            let mut opts: Vec<&str> = Vec::new();
-            if !v4.is_empty() && p.ipv4.is_none() {
-                lost.extend(v4);
-                opts.push("ipv4");
-            }
-            if !v6.is_empty() && p.ipv6.is_none() {
-                lost.extend(v6);
-                opts.push("ipv6");
-            }
-            if !lost.is_empty() {
-                return Err(Error::invalid(format!(
-                    "refusing to make {port} a port of {name}: {port} carries {}, which it would lose (the host could lose its connection); set the bridge's {} explicitly to decide the bridge's addresses (for example the same address on {name}), or remove the address from {port} first",
-                    lost.join(", "),
-                    opts.join(" and ")
-                ))
-                .with("port", port.clone())
-                .with("addresses", json!(lost)));
-            }
-        }
-        // NetworkManager must manage each port it is to activate.
-        let out = ctx.read(&["nmcli", "-t", "-f", "DEVICE,STATE", "device"])?;
-        let devs = kvmnet_nmcli::parse_list(&out.stdout);
-        for port in &releases {
-            match devs.iter().find(|r| r.first() == Some(port)) {
-                Some(r) if r.get(1).is_some_and(|s| s.starts_with("unmanaged")) => {
-                    return Err(Error::not_supported(format!(
-                        "NetworkManager does not manage {port} (device state unmanaged), so it cannot make it a port of {name}; let NetworkManager manage it first"
-                    )));
-                }
-                None => {
-                    return Err(Error::not_supported(format!(
-                        "NetworkManager does not know the device {port}, so it cannot make it a port of {name}"
-                    )));
-                }
-                _ => {}
-            }
+fn analyse_ports<'a>(
+    p: &Params,
+    cur: &'a Current,
+    ch: &Chosen<'a>,
+    list: &[String],
+) -> Vec<PortPlan<'a>> {
+    list.iter()
+        .map(|port| analyse_port(p, cur, ch, port))
+        .collect()
+}
+
+fn analyse_port<'a>(p: &Params, cur: &'a Current, ch: &Chosen<'a>, port: &str) -> PortPlan<'a> {
+    let name = p.name.as_str();
+    let mine: Vec<&Conn> = cur
+        .conns
+        .conns
+        .iter()
+        .filter(|c| ch.owns(c, name) && cur.port_of(c).as_deref() == Some(port))
+        .collect();
+    let pc: Option<&Conn> = mine
+        .iter()
+        .copied()
+        .find(|c| c.active_on(port))
+        .or_else(|| mine.first().copied());
+    let competitors: Vec<&Conn> = cur
+        .bound_to(port)
+        .into_iter()
+        .filter(|c| pc.is_none_or(|x| x.uuid != c.uuid))
+        .filter(|c| !ch.cands.iter().any(|bc| bc.uuid == c.uuid))
+        .collect();
+    let kernel_in = cur.link(port).and_then(|l| l.master.as_deref()) == Some(name);
+    let mut pp = PortPlan {
+        name: port.to_string(),
+        existing: pc,
+        conn_name: pc
+            .map(|c| c.id().to_string())
+            .unwrap_or_else(|| format!("bridge-slave-{port}")),
+        changes: Vec::new(),
+        repair: None,
+        up: false,
+        held_by: None,
+        kernel_in,
+        competitors,
+    };
+    if let (Some(c), Some(bridge)) = (pc, ch.conn) {
+        let m = c.p.controller().unwrap_or("");
+        if m != bridge.uuid && m != name {
+            // A master given as a profile name never activates; a master that is another
+            // duplicate profile is repointed too.
+            pp.changes
+                .push((cur.conns.controller_key().into(), bridge.uuid.clone()));
+            pp.repair = Some(m.to_string());
         }
     }
+    if let (Some(a), Some(c)) = (p.autoconnect, pc) {
+        if current(c, "connection.autoconnect") != yes_no(a) {
+            pp.changes
+                .push(("connection.autoconnect".into(), yes_no(a).into()));
+        }
+    }
+    let active_ok = pc.is_some_and(|c| c.active_on(port)) && kernel_in;
+    pp.up = !active_ok || pp.repair.is_some();
+    if p.port_profiles == PortProfiles::Keep && pp.up {
+        if let Some(h) = pp.competitors.iter().find(|c| c.active_on(port)) {
+            pp.up = false;
+            pp.held_by = Some(h);
+        }
+    }
+    pp
+}
 
-    // Competing profiles go first, so nothing re-takes a port we are about to activate.
+/// The ports this run takes into the bridge, when the task can go that far: current.rs
+/// reads NetworkManager's devices only when this is not empty (a no-change run, or one
+/// refused before, needs no device list).
+pub fn ports_to_take(p: &Params, cur: &Current) -> Vec<String> {
+    let Some(list) = p.port_list().filter(|_| p.present()) else {
+        return Vec::new();
+    };
+    if check_ports(cur, &p.name, &list).is_err() {
+        return Vec::new();
+    }
+    let ch = choose_bridge(p, cur);
+    if check_conn_name(cur, &p.name, &ch).is_err() {
+        return Vec::new();
+    }
+    let taken = taken(&analyse_ports(p, cur, &ch, &list));
+    if check_addresses(p, cur, &taken).is_err() {
+        return Vec::new();
+    }
+    taken
+}
+
+fn taken(pps: &[PortPlan]) -> Vec<String> {
+    pps.iter()
+        .filter(|pp| pp.taken())
+        .map(|pp| pp.name.clone())
+        .collect()
+}
+
+/// Steps and diffs for the other profiles that would hold the ports, and what is to be
+/// remembered of the ones switched off.
+#[derive(Default)]
+struct Competition {
+    actions: Vec<Action>,
+    diffs: Vec<Diff>,
+    disabled: Vec<Disabled>,
+}
+
+fn compete(p: &Params, pps: &[PortPlan]) -> Competition {
+    let mut out = Competition::default();
+    if p.port_profiles == PortProfiles::Keep {
+        return out;
+    }
+    for pp in pps {
+        for c in &pp.competitors {
+            let before = snapshot(c, OTHER_PROFILE_TRACKED);
+            if p.port_profiles == PortProfiles::Delete {
+                out.actions.push(Action::DeleteProfile {
+                    uuid: c.uuid.clone(),
+                    id: c.id().to_string(),
+                    port: pp.name.clone(),
+                });
+                out.diffs.push(Diff::new(header(c.id()), before, ""));
+                continue;
+            }
+            switch_off(c, pp, before, &mut out);
+        }
+    }
+    out
+}
+
+/// `port_profiles: disable`: autoconnect off and deactivated (unless activating the port
+/// takes the device from it anyway), remembered.
+fn switch_off(c: &Conn, pp: &PortPlan, before: Map<String, Value>, out: &mut Competition) {
+    let mut after = before.clone();
+    if c.autoconnect() {
+        out.actions.push(Action::DisableProfile {
+            uuid: c.uuid.clone(),
+            id: c.id().to_string(),
+            port: pp.name.clone(),
+        });
+        after.insert("connection.autoconnect".into(), json!("no"));
+    }
+    if c.active() {
+        if !pp.up || !c.active_on(&pp.name) {
+            out.actions.push(Action::DeactivateProfile {
+                uuid: c.uuid.clone(),
+                id: c.id().to_string(),
+            });
+        }
+        after.insert("state".into(), json!("inactive"));
+    }
+    if c.autoconnect() || c.active() {
+        out.disabled.push(Disabled {
+            uuid: c.uuid.clone(),
+            id: c.id().to_string(),
+            port: pp.name.clone(),
+            was_active: c.active_on(&pp.name),
+            had_autoconnect: c.autoconnect(),
+        });
+        out.diffs.push(Diff::new(header(c.id()), before, after));
+    }
+}
+
+/// A new port profile, or the changes to an existing one.
+fn port_step(
+    cur: &Current,
+    p: &Params,
+    ch: &Chosen,
+    pp: &PortPlan,
+    reactivate: bool,
+    plan: &mut Plan,
+) {
+    let Some(c) = pp.existing else {
+        return create_port(cur, p, ch, pp, plan);
+    };
+    let before = snapshot(c, &port_keys(cur));
+    let mut after = before.clone();
+    if !pp.changes.is_empty() {
+        for (k, v) in &pp.changes {
+            after.insert(k.clone(), json!(v));
+        }
+        plan.push(Action::ModifyPort {
+            uuid: c.uuid.clone(),
+            id: c.id().to_string(),
+            changes: pp.changes.clone(),
+            repair: pp.repair.as_ref().map(|was| Repair {
+                was: was.clone(),
+                bridge_uuid: ch.reference().shown(),
+            }),
+        });
+    }
+    if pp.up || reactivate {
+        after.insert("state".into(), json!("activated"));
+    }
+    if before != after {
+        plan.diffs.push(Diff::new(header(c.id()), before, after));
+    }
+}
+
+fn create_port(cur: &Current, p: &Params, ch: &Chosen, pp: &PortPlan, plan: &mut Plan) {
+    let mut after = Map::new();
+    after.insert("connection.id".into(), json!(pp.conn_name));
+    after.insert("connection.type".into(), json!("802-3-ethernet"));
+    after.insert("connection.interface-name".into(), json!(pp.name));
+    after.insert(
+        cur.conns.controller_key().into(),
+        json!(ch.reference().shown()),
+    );
+    after.insert(cur.conns.port_type_key().into(), json!("bridge"));
+    if let Some(a) = p.autoconnect {
+        after.insert("connection.autoconnect".into(), json!(yes_no(a)));
+    }
+    let state = if pp.held_by.is_some() {
+        "inactive"
+    } else {
+        "activated"
+    };
+    after.insert("state".into(), json!(state));
+    plan.push(Action::CreatePort {
+        port: pp.name.clone(),
+        bridge_name: p.name.clone(),
+        conn_name: pp.conn_name.clone(),
+        master: ch.reference(),
+        autoconnect: p.autoconnect,
+    });
+    plan.diffs.push(Diff::new(header(&pp.conn_name), "", after));
+}
+
+/// Port profiles of the bridge whose interface is no longer listed.
+fn removals<'a>(cur: &'a Current, ch: &Chosen, name: &str, list: &[String]) -> Vec<&'a Conn> {
+    cur.conns
+        .conns
+        .iter()
+        .filter(|c| ch.owns(c, name))
+        .filter(|c| cur.port_of(c).is_none_or(|x| !list.contains(&x)))
+        .collect()
+}
+
+/// Delete the unlisted port profiles, give back what was switched off for their ports,
+/// and keep the memory file up to date.
+fn remove_and_remember(
+    env: &mut Env,
+    cur: &Current,
+    name: &str,
+    removed: &[&Conn],
+    disabled: Vec<Disabled>,
+    plan: &mut Plan,
+) {
+    if disabled.is_empty() && removed.is_empty() {
+        return;
+    }
+    if let Some(w) = cur.remembered.warning(name) {
+        env.warn(w);
+    }
+    let mut m: Memory = cur.remembered.memory.clone();
     let mut restores: Vec<Disabled> = Vec::new();
-    let mut removals: Vec<&Conn> = Vec::new();
-    if let Some(list) = &ports {
-        removals = st
-            .conns
-            .iter()
-            .filter(|c| is_ours(c))
-            .filter(|c| st.port_of(c).is_none_or(|x| !list.contains(&x)))
-            .collect();
-    }
-    let mut memory: Option<Memory> = None;
-    if !new_disabled.is_empty() || !removals.is_empty() {
-        memory = Some(Memory::read(ctx, name)?);
-    }
-    for a in competitor_actions {
-        b.push(a);
-    }
-    b.plan.diffs.extend(competitor_diffs);
-
-    // Port profiles: create or repair.
-    for pp in &port_plans {
-        match &pp.existing {
-            None => {
-                let mut argv = s(&[
-                    "nmcli",
-                    "con",
-                    "add",
-                    "type",
-                    "bridge-slave",
-                    "ifname",
-                    &pp.name,
-                    "master",
-                    &bridge_uuid,
-                    "con-name",
-                    &pp.conn_name,
-                    "connection.uuid",
-                    &pp.uuid,
-                ]);
-                if let Some(a) = p.autoconnect {
-                    argv.push("connection.autoconnect".into());
-                    argv.push(if a { "yes" } else { "no" }.into());
-                }
-                b.push(Action::new(
-                    format!(
-                        "create port profile {} for {} in {name}",
-                        pp.conn_name, pp.name
-                    ),
-                    argv,
-                ));
-                let mut after = Map::new();
-                after.insert("connection.id".into(), json!(pp.conn_name));
-                after.insert("connection.type".into(), json!("802-3-ethernet"));
-                after.insert("connection.interface-name".into(), json!(pp.name));
-                after.insert(st.controller_key.clone(), json!(bridge_uuid));
-                after.insert(st.port_type_key.clone(), json!("bridge"));
-                if let Some(a) = p.autoconnect {
-                    after.insert(
-                        "connection.autoconnect".into(),
-                        json!(if a { "yes" } else { "no" }),
-                    );
-                }
-                after.insert(
-                    "state".into(),
-                    json!(if pp.held_by.is_some() {
-                        "inactive"
-                    } else {
-                        "activated"
-                    }),
-                );
-                b.plan
-                    .diffs
-                    .push(Diff::new(header(&pp.conn_name), "", after));
-            }
-            Some(c) => {
-                let before = snapshot(c, &port_keys(st));
-                let mut after = before.clone();
-                if !pp.changes.is_empty() {
-                    let mut argv = s(&["nmcli", "con", "mod", "uuid", &c.uuid]);
-                    for (k, v) in &pp.changes {
-                        argv.push(k.clone());
-                        argv.push(v.clone());
-                        after.insert(k.clone(), json!(v));
-                    }
-                    let repair = pp.changes.iter().any(|(k, _)| *k == st.controller_key);
-                    let summary = if repair {
-                        format!(
-                            "repair port profile {}: its master '{}' is not usable, set it to {bridge_uuid}",
-                            c.id(),
-                            c.p.controller().unwrap_or("")
-                        )
-                    } else {
-                        format!("set connection.autoconnect on port profile {}", c.id())
-                    };
-                    b.push(Action::new(summary, argv));
-                }
-                if pp.up || reactivate {
-                    after.insert("state".into(), json!("activated"));
-                }
-                if before != after {
-                    b.plan.diffs.push(Diff::new(header(c.id()), before, after));
-                }
-            }
-        }
-    }
-
-    // Ports no longer listed: remove their profiles, give back what was switched off.
-    for c in &removals {
-        b.push(Action::new(
-            format!(
-                "delete port profile {} ({} is not in ports)",
-                c.id(),
-                st.port_of(c).unwrap_or_else(|| "no interface".into())
-            ),
-            s(&["nmcli", "con", "delete", "uuid", &c.uuid]),
-        ));
-        b.plan
-            .diffs
-            .push(Diff::new(header(c.id()), snapshot(c, &port_keys(st)), ""));
-        if let (Some(m), Some(port)) = (memory.as_mut(), st.port_of(c)) {
+    for c in removed {
+        let port = cur.port_of(c);
+        plan.push(Action::DeletePort {
+            uuid: c.uuid.clone(),
+            id: c.id().to_string(),
+            port: port.clone(),
+        });
+        plan.diffs
+            .push(Diff::new(header(c.id()), snapshot(c, &port_keys(cur)), ""));
+        if let Some(port) = port {
             let (back, keep): (Vec<Disabled>, Vec<Disabled>) =
                 m.disabled.drain(..).partition(|d| d.port == port);
             m.disabled = keep;
             restores.extend(back);
         }
     }
-    restore_actions(st, &restores, b);
-
-    if let Some(mut m) = memory {
-        let before = m.clone();
-        for d in new_disabled {
-            if !m.disabled.iter().any(|x| x.uuid == d.uuid) {
-                m.disabled.push(d);
-            }
-        }
-        if m != before || !restores.is_empty() {
-            for a in m.save(name) {
-                b.push(a);
-            }
+    restore(cur, &restores, plan);
+    let before = m.clone();
+    for d in disabled {
+        if !m.disabled.iter().any(|x| x.uuid == d.uuid) {
+            m.disabled.push(d);
         }
     }
-
-    // Activation: settings of an active bridge must reach the kernel.
-    let mut up_ports: Vec<&PortPlan> = port_plans
-        .iter()
-        .filter(|pp| pp.held_by.is_none() && (pp.up || reactivate))
-        .collect();
-    if bridge_active && reactivate {
-        b.push(Action::new(
-            format!("re-activate {conn_name} so that {name} takes the new MAC address"),
-            s(&["nmcli", "con", "up", "uuid", &bridge_uuid]),
-        ));
-    } else if bridge_active && reapply {
-        let ports_back: Vec<String> = port_plans
-            .iter()
-            .filter(|pp| pp.held_by.is_none())
-            .map(|pp| pp.uuid.clone())
-            .collect();
-        b.push_with(
-            Action::new(
-                format!("apply the changed settings to {name}"),
-                s(&["nmcli", "dev", "reapply", name]),
-            ),
-            OnFail::Reactivate {
-                bridge: bridge_uuid.clone(),
-                ports: ports_back,
-            },
-        );
-    } else if !bridge_active {
-        b.push(Action::new(
-            format!("activate {conn_name}"),
-            s(&["nmcli", "con", "up", "uuid", &bridge_uuid]),
-        ));
-        // Existing, unchanged ports came down with the bridge: bring them back too.
-        up_ports = port_plans
-            .iter()
-            .filter(|pp| pp.held_by.is_none())
-            .collect();
+    if m != before || !restores.is_empty() {
+        save(name, &m, plan);
     }
-    for pp in up_ports {
-        b.push(Action::new(
-            format!("activate port {} in {name}", pp.name),
-            s(&["nmcli", "con", "up", "uuid", &pp.uuid]),
-        ));
-    }
-
-    // Return values: the bridge and its ports as they will be.
-    let check = ctx.check_mode();
-    let uuid_or_null = |u: &str, exists: bool| -> Value {
-        if exists || !check {
-            json!(u)
-        } else {
-            Value::Null
-        }
-    };
-    b.plan.set(
-        "bridge",
-        json!({"name": name, "uuid": uuid_or_null(&bridge_uuid, chosen.is_some()), "conn_name": conn_name}),
-    );
-    let port_values: Vec<Value> = match &ports {
-        Some(_) => port_plans
-            .iter()
-            .map(|pp| {
-                json!({"name": pp.name, "uuid": uuid_or_null(&pp.uuid, pp.existing.is_some()),
-                       "conn_name": pp.conn_name, "active": pp.held_by.is_none()})
-            })
-            .collect(),
-        None => st
-            .conns
-            .iter()
-            .filter(|c| is_ours(c))
-            .map(|c| {
-                json!({"name": st.port_of(c), "uuid": c.uuid, "conn_name": c.id(),
-                       "active": c.active()})
-            })
-            .collect(),
-    };
-    b.plan.set("ports", Value::Array(port_values));
-    Ok(())
 }
 
-/// What the diff shows of another profile this module switches off, deletes or gives back.
-const OTHER_PROFILE_TRACKED: &[&str] = &[
-    "connection.id",
-    "connection.type",
-    "connection.interface-name",
-    "connection.autoconnect",
-];
-
-fn restore_actions(st: &State, restores: &[Disabled], b: &mut Builder) {
+/// Give back profiles switched off earlier (those still on the host).
+fn restore(cur: &Current, restores: &[Disabled], plan: &mut Plan) {
     for d in restores {
-        let Some(c) = st.conn(&d.uuid) else { continue };
+        let Some(c) = cur.conn(&d.uuid) else { continue };
         let before = snapshot(c, OTHER_PROFILE_TRACKED);
         let mut after = before.clone();
         if d.had_autoconnect && !c.autoconnect() {
-            b.push(Action::new(
-                format!("switch autoconnect of profile {} back on", c.id()),
-                s(&[
-                    "nmcli",
-                    "con",
-                    "mod",
-                    "uuid",
-                    &c.uuid,
-                    "connection.autoconnect",
-                    "yes",
-                ]),
-            ));
+            plan.push(Action::EnableProfile {
+                uuid: c.uuid.clone(),
+                id: c.id().to_string(),
+            });
             after.insert("connection.autoconnect".into(), json!("yes"));
         }
         if d.was_active && !c.active() {
-            b.push_with(
-                Action::new(
-                    format!("activate profile {} on {} again", c.id(), d.port),
-                    s(&["nmcli", "con", "up", "uuid", &c.uuid]),
-                ),
-                OnFail::Warn,
-            );
+            plan.push(Action::RestoreProfile {
+                uuid: c.uuid.clone(),
+                id: c.id().to_string(),
+                port: d.port.clone(),
+            });
             after.insert("state".into(), json!("activated"));
         }
         if before != after {
-            b.plan.diffs.push(Diff::new(header(c.id()), before, after));
+            plan.diffs.push(Diff::new(header(c.id()), before, after));
         }
     }
 }
 
-fn absent(ctx: &mut Ctx, p: &Params, st: &State, b: &mut Builder) -> Result<()> {
+/// Write the memory file, or remove it when it would be empty.
+fn save(name: &str, m: &Memory, plan: &mut Plan) {
+    if m.disabled.is_empty() {
+        plan.push(Action::Forget {
+            bridge: name.to_string(),
+        });
+        return;
+    }
+    plan.push(Action::MakeMemoryDir);
+    plan.push(Action::Remember {
+        bridge: name.to_string(),
+        body: m.body(),
+    });
+}
+
+/// Settings of an active bridge must reach the kernel; ports come up in the bridge.
+fn activate(ch: &Chosen, name: &str, pps: &[PortPlan], bc: &BridgeChange, plan: &mut Plan) {
+    let free: Vec<&PortPlan> = pps.iter().filter(|pp| pp.held_by.is_none()).collect();
+    let mut up: Vec<&PortPlan> = free
+        .iter()
+        .copied()
+        .filter(|pp| pp.up || bc.reactivate)
+        .collect();
+    let bridge_up = |new_mac| Action::ActivateBridge {
+        bridge: ch.reference(),
+        conn_name: ch.conn_name.clone(),
+        name: name.to_string(),
+        new_mac,
+    };
+    match (
+        ch.conn.filter(|c| c.active_on(name)),
+        bc.reactivate,
+        bc.reapply,
+    ) {
+        (Some(_), true, _) => plan.push(bridge_up(true)),
+        (Some(c), false, true) => plan.push(Action::Reapply {
+            name: name.to_string(),
+            bridge: c.uuid.clone(),
+            ports: free.iter().map(|pp| pp.reference()).collect(),
+        }),
+        (Some(_), false, false) => {}
+        (None, _, _) => {
+            plan.push(bridge_up(false));
+            // Existing, unchanged ports came down with the bridge: bring them back too.
+            up = free;
+        }
+    }
+    for pp in up {
+        plan.push(Action::ActivatePort {
+            port: pp.reference(),
+            ifname: pp.name.clone(),
+            bridge_name: name.to_string(),
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// state: present
+
+fn present(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
     let name = p.name.as_str();
-    let cands = st.bridges_for(name);
-    let ports: Vec<&Conn> = st
+    let list = p.port_list();
+    if let Some(list) = &list {
+        check_ports(cur, name, list)?;
+    }
+    let ch = choose_bridge(p, cur);
+    if let Some(w) = duplicates_warning(&ch, name) {
+        env.warn(w);
+    }
+    check_conn_name(cur, name, &ch)?;
+    let settings = desired_bridge(p);
+    let bc = match ch.conn {
+        None => create_bridge(p, &ch, &settings),
+        Some(c) => modify_bridge(c, &ch.conn_name, &settings),
+    };
+    let pps = match &list {
+        Some(l) => analyse_ports(p, cur, &ch, l),
+        None => Vec::new(),
+    };
+    warn_held(env, name, &pps);
+    let taken = taken(&pps);
+    check_addresses(p, cur, &taken)?;
+    check_managed(cur, name, &taken)?;
+
+    let mut plan = Plan::new(desired(p, cur, &ch, &pps, settings, list.is_some()));
+    plan.actions.extend(bc.action.clone());
+    plan.diffs.extend(bc.diff.clone());
+    let comp = compete(p, &pps);
+    plan.actions.extend(comp.actions);
+    plan.diffs.extend(comp.diffs);
+    for pp in &pps {
+        port_step(cur, p, &ch, pp, bc.reactivate, &mut plan);
+    }
+    let removed = match &list {
+        Some(l) => removals(cur, &ch, name, l),
+        None => Vec::new(),
+    };
+    remove_and_remember(env, cur, name, &removed, comp.disabled, &mut plan);
+    activate(&ch, name, &pps, &bc, &mut plan);
+    set_values(&mut plan);
+    Ok(plan)
+}
+
+fn warn_held(env: &mut Env, name: &str, pps: &[PortPlan]) {
+    for pp in pps {
+        if let Some(h) = pp.held_by {
+            env.warn(format!(
+                "port {} is held by profile '{}' ({}) and cannot activate in {name} while port_profiles is keep",
+                pp.name,
+                h.id(),
+                h.uuid
+            ));
+        }
+    }
+}
+
+fn desired(
+    p: &Params,
+    cur: &Current,
+    ch: &Chosen,
+    pps: &[PortPlan],
+    settings: Vec<(&'static str, String)>,
+    listed: bool,
+) -> Desired {
+    let ports = if listed {
+        pps.iter()
+            .map(|pp| PortTarget {
+                name: Some(pp.name.clone()),
+                uuid: pp.existing.map(|c| c.uuid.clone()),
+                conn_name: pp.conn_name.clone(),
+                active: pp.held_by.is_none(),
+            })
+            .collect()
+    } else {
+        cur.conns
+            .conns
+            .iter()
+            .filter(|c| ch.owns(c, &p.name))
+            .map(|c| PortTarget {
+                name: cur.port_of(c),
+                uuid: Some(c.uuid.clone()),
+                conn_name: c.id().to_string(),
+                active: c.active(),
+            })
+            .collect()
+    };
+    Desired {
+        name: p.name.clone(),
+        present: true,
+        bridge: BridgeTarget {
+            uuid: ch.conn.map(|c| c.uuid.clone()),
+            conn_name: ch.conn_name.clone(),
+            settings,
+        },
+        ports,
+    }
+}
+
+/// The return values `bridge` and `ports` from the desired state (a UUID not assigned
+/// yet, as in check mode, is null); after apply, the diff's placeholders get the UUIDs
+/// NetworkManager assigned.
+pub fn set_values(plan: &mut Plan) {
+    let d = &plan.desired;
+    if !d.present {
+        return;
+    }
+    let bridge = json!({"name": d.name, "uuid": d.bridge.uuid, "conn_name": d.bridge.conn_name});
+    let ports: Vec<Value> = d
+        .ports
+        .iter()
+        .map(|t| json!({"name": t.name, "uuid": t.uuid, "conn_name": t.conn_name, "active": t.active}))
+        .collect();
+    let mut assigned: Vec<(String, String)> = Vec::new();
+    if let Some(u) = &d.bridge.uuid {
+        assigned.push((
+            Ref::NewBridge(d.bridge.conn_name.clone()).shown(),
+            u.clone(),
+        ));
+    }
+    plan.set("bridge", bridge);
+    plan.set("ports", Value::Array(ports));
+    for diff in &mut plan.diffs {
+        for (placeholder, uuid) in &assigned {
+            fill(&mut diff.after, placeholder, uuid);
+        }
+    }
+}
+
+fn fill(v: &mut Value, placeholder: &str, uuid: &str) {
+    match v {
+        Value::String(s) if s == placeholder => *s = uuid.to_string(),
+        Value::Object(m) => m.values_mut().for_each(|x| fill(x, placeholder, uuid)),
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// state: absent
+
+fn absent(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
+    let name = p.name.as_str();
+    let cands = cur.conns.bridges_for(name);
+    let ports: Vec<&Conn> = cur
+        .conns
         .conns
         .iter()
         .filter(|c| !c.external && cands.iter().any(|bc| is_port_of(c, bc, name)))
         .collect();
-    let mut uuids: Vec<&str> = Vec::new();
-    for c in cands.iter().chain(ports.iter()) {
-        uuids.push(&c.uuid);
+    let mut plan = Plan::new(Desired {
+        name: name.to_string(),
+        ..Desired::default()
+    });
+    let all: Vec<&Conn> = cands.iter().chain(ports.iter()).copied().collect();
+    for c in &all {
         let keys: Vec<&str> = if c.kind() == "bridge" {
             BRIDGE_TRACKED.to_vec()
         } else {
-            port_keys(st)
+            port_keys(cur)
         };
-        b.plan
-            .diffs
+        plan.diffs
             .push(Diff::new(header(c.id()), snapshot(c, &keys), ""));
     }
-    if !uuids.is_empty() {
-        let mut argv = s(&["nmcli", "con", "delete"]);
-        for u in &uuids {
-            argv.push("uuid".into());
-            argv.push(u.to_string());
-        }
-        let names: Vec<String> = cands
-            .iter()
-            .chain(ports.iter())
-            .map(|c| c.id().to_string())
-            .collect();
-        b.push_with(
-            Action::new(format!("delete profiles {}", names.join(", ")), argv),
-            OnFail::Gone,
-        );
+    if !all.is_empty() {
+        plan.push(Action::DeleteAll {
+            uuids: all.iter().map(|c| c.uuid.clone()).collect(),
+            ids: all.iter().map(|c| c.id().to_string()).collect(),
+        });
     }
-    let memory = Memory::read(ctx, name)?;
+    if let Some(w) = cur.remembered.warning(name) {
+        env.warn(w);
+    }
+    let memory = &cur.remembered.memory;
     if !memory.disabled.is_empty() {
-        restore_actions(st, &memory.disabled, b);
-        for a in Memory::default().save(name) {
-            b.push(a);
-        }
+        restore(cur, &memory.disabled, &mut plan);
+        save(name, &Memory::default(), &mut plan);
     }
-    b.plan.set(
+    plan.set(
         "bridge",
         json!({"name": name, "uuid": Value::Null, "conn_name": Value::Null}),
     );
-    b.plan.set("ports", json!([]));
+    plan.set("ports", json!([]));
     let restored: Vec<Value> = memory
         .disabled
         .iter()
-        .filter(|d| st.conn(&d.uuid).is_some())
+        .filter(|d| cur.conn(&d.uuid).is_some())
         .map(|d| json!({"name": d.port, "uuid": d.uuid, "conn_name": d.id}))
         .collect();
-    b.plan.set("restored", Value::Array(restored));
-    if !b.plan.changed() {
-        b.plan.msg = Some(format!("no bridge profile for {name}: nothing to remove"));
+    plan.set("restored", Value::Array(restored));
+    if !plan.changed() {
+        plan.msg = Some(format!("no bridge profile for {name}: nothing to remove"));
     }
-    Ok(())
+    Ok(plan)
 }

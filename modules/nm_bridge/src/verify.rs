@@ -1,70 +1,90 @@
-//! After a real change: re-read NetworkManager and the kernel until what was asked is in
-//! effect (activation is asynchronous), or report what is not, by dotted path.
+//! After a real change: re-read NetworkManager and the kernel (2 nmcli + 1 ip per round)
+//! until what `plan.desired` holds is in effect (activation is asynchronous), or report
+//! what is not, by dotted path.
 
-use crate::params::{desired_bridge, norm_cidr, Params, MAC_PROP, MTU_PROP};
-use crate::plan::current;
-use crate::state::{self, is_port_of, State};
-use kvmnet_iproute::normalize_mac;
-use kvmnet_protocol::{Ctx, Error, Plan, Result};
-use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use crate::current::{read_host, Current};
+use crate::params::{norm_cidr, Params, MAC_PROP, MTU_PROP};
+use crate::plan::{current, set_values, Desired, Plan};
+use kvmnet_iproute::{normalize_mac, Link};
+use kvmnet_nmcli::conn::Conn;
+use kvmnet_nmcli::is_port_of;
+use kvmnet_protocol::{Ctx, Error, Result};
+use serde_json::Value;
+use std::time::Duration;
 
 /// Static activation takes well under a second here; DHCP bridges stay "activating".
 const WAIT: Duration = Duration::from_secs(20);
 const STEP: Duration = Duration::from_millis(250);
 
 pub fn verify(ctx: &mut Ctx, p: &Params, plan: &mut Plan) -> Result<()> {
-    let start = Instant::now();
+    let start = ctx.now();
     loop {
-        let st = state::read(ctx, None)?;
-        let problems = if p.present() {
-            check_present(p, &st, plan)
+        let cur = read_host(ctx)?;
+        let want = &plan.desired;
+        let problems = if want.present {
+            check_present(p, &cur, want)
         } else {
-            check_absent(p, &st)
+            check_absent(&want.name, &cur)
         };
         if problems.is_empty() {
-            if p.present() {
-                refresh(p, &st, plan);
+            if want.present {
+                refresh(&cur, plan);
             }
             return Ok(());
         }
-        if start.elapsed() >= WAIT {
-            if !p.present() && problems.iter().all(|x| x.starts_with("kernel:")) {
-                // The profiles are gone; a bridge link NM did not create stays.
-                ctx.warn(format!(
-                    "{} (NetworkManager did not remove it)",
-                    problems.join("; ")
-                ));
-                return Ok(());
-            }
-            return Err(Error::verification(format!(
-                "changes were applied but are not in effect after {} s: {}",
-                WAIT.as_secs(),
-                problems.join("; ")
-            )));
+        if ctx.now().saturating_sub(start) >= WAIT {
+            return give_up(ctx, want.present, problems);
         }
-        std::thread::sleep(STEP);
+        ctx.sleep(STEP);
     }
 }
 
-fn str_at<'a>(v: &'a Value, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(Value::as_str)
+fn give_up(ctx: &mut Ctx, present: bool, problems: Vec<String>) -> Result<()> {
+    if !present && problems.iter().all(|x| x.starts_with("kernel:")) {
+        // The profiles are gone; a bridge link NM did not create stays.
+        ctx.warn(format!(
+            "{} (NetworkManager did not remove it)",
+            problems.join("; ")
+        ));
+        return Ok(());
+    }
+    Err(Error::verification(format!(
+        "changes were applied but are not in effect after {} s: {}",
+        WAIT.as_secs(),
+        problems.join("; ")
+    )))
 }
 
-fn check_present(p: &Params, st: &State, plan: &Plan) -> Vec<String> {
-    let name = p.name.as_str();
-    let mut out = Vec::new();
-    let bridge = plan.result.get("bridge").cloned().unwrap_or(Value::Null);
-    let uuid = str_at(&bridge, "uuid").unwrap_or("");
-    let Some(c) = st.conn(uuid) else {
+fn check_present(p: &Params, cur: &Current, want: &Desired) -> Vec<String> {
+    let name = want.name.as_str();
+    let uuid = want.bridge.uuid.as_deref().unwrap_or("");
+    let Some(c) = cur.conn(uuid) else {
         return vec![format!("{name}: bridge profile {uuid} does not exist")];
     };
-    if Some(c.id()) != str_at(&bridge, "conn_name") {
+    let mut out = check_profile(c, want);
+    let Some(link) = cur.link(name) else {
+        out.push(format!("kernel: {name} does not exist"));
+        return out;
+    };
+    if link.kind() != Some("bridge") {
+        out.push(format!("kernel: {name} is not a bridge"));
+        return out;
+    }
+    out.extend(check_kernel(p, name, link));
+    out.extend(check_ports(cur, c, want));
+    out
+}
+
+/// The bridge profile: its name, the asked settings, activated.
+fn check_profile(c: &Conn, want: &Desired) -> Vec<String> {
+    let name = want.name.as_str();
+    let mut out = Vec::new();
+    if c.id() != want.bridge.conn_name {
         out.push(format!("{name}.connection.id: is '{}'", c.id()));
     }
-    for (k, v) in desired_bridge(p) {
+    for (k, v) in &want.bridge.settings {
         let cur = current(c, k);
-        if cur != v {
+        if cur != *v {
             out.push(format!("{name}.{k}: profile has '{cur}', want '{v}'"));
         }
     }
@@ -80,14 +100,12 @@ fn check_present(p: &Params, st: &State, plan: &Plan) -> Vec<String> {
             c.device
         ));
     }
-    let Some(link) = st.link(name) else {
-        out.push(format!("kernel: {name} does not exist"));
-        return out;
-    };
-    if link.kind() != Some("bridge") {
-        out.push(format!("kernel: {name} is not a bridge"));
-        return out;
-    }
+    out
+}
+
+/// The bridge as the kernel has it.
+fn check_kernel(p: &Params, name: &str, link: &Link) -> Vec<String> {
+    let mut out = Vec::new();
     let num = |k: &str| link.info_data(k).and_then(Value::as_i64);
     if let Some(stp) = p.stp {
         let on = num("stp_state").unwrap_or(0) != 0;
@@ -121,11 +139,17 @@ fn check_present(p: &Params, st: &State, plan: &Plan) -> Vec<String> {
         }
     }
     if let Some(mac) = &p.mac {
-        let have = link.address.as_deref().and_then(normalize_mac);
+        let have = link.mac();
         if have != normalize_mac(mac) {
             out.push(format!("kernel: {name}.{MAC_PROP} is {have:?}"));
         }
     }
+    out.extend(check_addresses(p, name, link));
+    out
+}
+
+fn check_addresses(p: &Params, name: &str, link: &Link) -> Vec<String> {
+    let mut out = Vec::new();
     for (ip, v6) in [(&p.ipv4, false), (&p.ipv6, true)] {
         let Some(ip) = ip else { continue };
         for a in ip.addresses.iter().flatten() {
@@ -138,17 +162,21 @@ fn check_present(p: &Params, st: &State, plan: &Plan) -> Vec<String> {
             }
         }
     }
-    let ports = plan.result.get("ports").cloned().unwrap_or(json!([]));
-    for pv in ports.as_array().into_iter().flatten() {
-        if pv.get("active") != Some(&json!(true)) {
-            continue;
-        }
-        let pname = str_at(pv, "name").unwrap_or("");
-        let puuid = str_at(pv, "uuid").unwrap_or("");
-        match st.conn(puuid) {
+    out
+}
+
+/// Every port expected active: its profile a port of the bridge, activated, and the
+/// kernel's link in the bridge.
+fn check_ports(cur: &Current, bridge: &Conn, want: &Desired) -> Vec<String> {
+    let name = want.name.as_str();
+    let mut out = Vec::new();
+    for t in want.ports.iter().filter(|t| t.active) {
+        let pname = t.name.as_deref().unwrap_or("");
+        let puuid = t.uuid.as_deref().unwrap_or("");
+        match cur.conn(puuid) {
             None => out.push(format!("{pname}: port profile {puuid} does not exist")),
             Some(pc) => {
-                if !is_port_of(pc, c, name) {
+                if !is_port_of(pc, bridge, name) {
                     out.push(format!(
                         "{pname}: profile '{}' is not a port of {name}",
                         pc.id()
@@ -163,7 +191,7 @@ fn check_present(p: &Params, st: &State, plan: &Plan) -> Vec<String> {
                 }
             }
         }
-        let master = st.link(pname).and_then(|l| l.master.as_deref());
+        let master = cur.link(pname).and_then(|l| l.master.as_deref());
         if master != Some(name) {
             out.push(format!("kernel: {pname}.master is {master:?}, want {name}"));
         }
@@ -171,32 +199,29 @@ fn check_present(p: &Params, st: &State, plan: &Plan) -> Vec<String> {
     out
 }
 
-fn check_absent(p: &Params, st: &State) -> Vec<String> {
-    let name = p.name.as_str();
-    let mut out: Vec<String> = st
+fn check_absent(name: &str, cur: &Current) -> Vec<String> {
+    let mut out: Vec<String> = cur
+        .conns
         .bridges_for(name)
         .iter()
         .map(|c| format!("{name}: profile '{}' ({}) still exists", c.id(), c.uuid))
         .collect();
-    if out.is_empty() && st.link(name).is_some_and(|l| l.kind() == Some("bridge")) {
+    if out.is_empty() && cur.link(name).is_some_and(|l| l.kind() == Some("bridge")) {
         out.push(format!("kernel: {name} still exists"));
     }
     out
 }
 
 /// Return values from what was read back.
-fn refresh(p: &Params, st: &State, plan: &mut Plan) {
-    let name = p.name.as_str();
-    if let Some(Value::Array(ports)) = plan.result.get_mut("ports") {
-        for pv in ports.iter_mut() {
-            let pname = str_at(pv, "name").unwrap_or("").to_string();
-            let puuid = str_at(pv, "uuid").unwrap_or("").to_string();
-            if let Some(pc) = st.conn(&puuid) {
-                let active = pc.active_on(&pname)
-                    && st.link(&pname).and_then(|l| l.master.as_deref()) == Some(name);
-                pv["active"] = json!(active);
-                pv["conn_name"] = json!(pc.id());
-            }
+fn refresh(cur: &Current, plan: &mut Plan) {
+    let name = plan.desired.name.clone();
+    for t in plan.desired.ports.iter_mut() {
+        let pname = t.name.clone().unwrap_or_default();
+        if let Some(pc) = t.uuid.as_deref().and_then(|u| cur.conn(u)) {
+            t.active = pc.active_on(&pname)
+                && cur.link(&pname).and_then(|l| l.master.as_deref()) == Some(name.as_str());
+            t.conn_name = pc.id().to_string();
         }
     }
+    set_values(plan);
 }

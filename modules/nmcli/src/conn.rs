@@ -171,7 +171,11 @@ pub fn nmcli_read<S: AsRef<str>>(ctx: &mut Ctx, argv: &[S]) -> Result<String> {
         return Ok(out.stdout);
     }
     let text = format!("{}{}", out.stderr, out.stdout);
-    if out.rc == 8 || text.contains("NetworkManager is not running") {
+    // rc 8: not running; "Could not create NMClient object": no system bus to reach it on.
+    if out.rc == 8
+        || text.contains("NetworkManager is not running")
+        || text.contains("Could not create NMClient object")
+    {
         return Err(Error::missing_dependency(
             "NetworkManager is not running on this host; this module works through it (start NetworkManager, or manage this host's network another way)",
         ));
@@ -190,7 +194,8 @@ pub fn vanished(e: &Error) -> bool {
 /// go away, e.g. right after a bridge is deleted).
 const READ_ATTEMPTS: usize = 3;
 
-/// Read the profiles whose list row `select` accepts, their properties as `how` says.
+/// Read the profiles whose list row `select` accepts, their properties as `how` says. A
+/// profile active on several devices is listed once per device; it is read once.
 pub fn read(ctx: &mut Ctx, select: impl Fn(&Row) -> bool, how: Props) -> Result<Connections> {
     let mut attempt = 1;
     loop {
@@ -199,6 +204,35 @@ pub fn read(ctx: &mut Ctx, select: impl Fn(&Row) -> bool, how: Props) -> Result<
             other => return other,
         }
     }
+}
+
+/// A device name as NetworkManager before 1.42 prints it: bytes outside ASCII as octal
+/// escapes (`br\303\274` for `brü`) and a backslash doubled; later versions print the
+/// name as it is, which this leaves unchanged.
+pub fn device_name(printed: &str) -> String {
+    if !printed.contains('\\') {
+        return printed.to_string();
+    }
+    let b = printed.as_bytes();
+    let mut out: Vec<u8> = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = |j: usize| b.get(j).is_some_and(|c| (b'0'..=b'7').contains(c));
+        if b[i] == b'\\' && octal(i + 1) && octal(i + 2) && octal(i + 3) {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
+            out.push(v as u8);
+            i += 4;
+        } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'\\') {
+            out.push(b'\\');
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The rows of the list call.
@@ -211,7 +245,7 @@ pub fn parse_rows(text: &str) -> Vec<Row> {
             Row {
                 uuid: r[0].clone(),
                 kind: r[1].clone(),
-                device: r[2].clone(),
+                device: device_name(&r[2]),
                 state: r[3].clone(),
                 file: r[4].clone(),
             }
@@ -220,10 +254,12 @@ pub fn parse_rows(text: &str) -> Vec<Row> {
 }
 
 fn read_once(ctx: &mut Ctx, select: &impl Fn(&Row) -> bool, how: Props) -> Result<Connections> {
-    let rows: Vec<Row> = parse_rows(&nmcli_read(ctx, LIST_ARGV)?)
-        .into_iter()
-        .filter(|r| select(r))
-        .collect();
+    let mut rows: Vec<Row> = Vec::new();
+    for r in parse_rows(&nmcli_read(ctx, LIST_ARGV)?) {
+        if select(&r) && !rows.iter().any(|x| x.uuid == r.uuid) {
+            rows.push(r);
+        }
+    }
     let mut found: Vec<(Row, Profile)> = Vec::new();
     let mut unread: Vec<Row> = Vec::new();
     let settings = match how {
@@ -326,7 +362,7 @@ pub fn read_devices(ctx: &mut Ctx) -> Result<Vec<Device>> {
         .into_iter()
         .filter(|r| r.len() >= 2)
         .map(|r| Device {
-            name: r[0].clone(),
+            name: device_name(&r[0]),
             state: r[1].clone(),
         })
         .collect())
@@ -369,6 +405,16 @@ mod tests {
             added_uuid("Connection 'x' (not-a-uuid) successfully added.\n"),
             None
         );
+    }
+
+    #[test]
+    fn nm_1_30_escapes_device_names_outside_ascii() {
+        // `nmcli -t -f UUID,TYPE,DEVICE,STATE con show` on NM 1.30.6 (bullseye) for a bridge
+        // `brü`; NM 1.42 prints the name as it is.
+        let rows = parse_rows("u1:bridge:br\\\\303\\\\274:activated:\n");
+        assert_eq!(rows[0].device, "brü");
+        assert_eq!(device_name("brü"), "brü");
+        assert_eq!(device_name("a\\\\b"), "a\\b");
     }
 
     #[test]

@@ -33,31 +33,6 @@ pub fn split_terse(line: &str) -> Vec<String> {
     fields
 }
 
-/// A new profile's UUID, chosen before `nmcli con add ... connection.uuid U` so that every
-/// planned command (check mode's too) names the profile exactly. The kernel's generator
-/// (`/proc/sys/kernel/random/uuid`), else a version-4 UUID from `/dev/urandom`.
-pub fn new_uuid() -> kvmnet_protocol::Result<String> {
-    if let Ok(u) = std::fs::read_to_string("/proc/sys/kernel/random/uuid") {
-        return Ok(u.trim().to_string());
-    }
-    use std::io::Read;
-    let mut b = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .map_err(|e| kvmnet_protocol::Error::bug(format!("cannot make a UUID: {e}")))?;
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
-}
-
 /// Escape a value for comparison with list-mode output (the inverse of [`split_terse`]).
 pub fn escape_terse(value: &str) -> String {
     value.replace('\\', "\\\\").replace(':', "\\:")
@@ -163,13 +138,6 @@ pub fn parse_list(text: &str) -> Vec<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn new_uuids_are_version_4_and_differ() {
-        let (a, b) = (new_uuid().unwrap(), new_uuid().unwrap());
-        assert_eq!((a.len(), &a[14..15], &a[8..9]), (36, "4", "-"), "{a}");
-        assert_ne!(a, b);
-    }
 
     #[test]
     fn list_mode_unescapes_colons_and_backslashes() {

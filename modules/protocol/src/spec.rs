@@ -453,9 +453,11 @@ fn given<'a>(opt: &Opt, raw: &'a Map<String, Value>, path: &str) -> Result<Optio
             continue;
         };
         match found {
-            Some((first, fv)) if fv != v => return Err(Error::invalid(format!(
+            Some((first, fv)) if fv != v => {
+                return Err(Error::invalid(format!(
                 "option '{path}' is given twice with different values (as '{first}' and '{key}')"
-            ))),
+            )))
+            }
             Some(_) => {}
             None => found = Some((key, v)),
         }
@@ -607,29 +609,7 @@ fn coerce(
             }
             _ => return Err(bad()),
         },
-        Kind::List(elem) => {
-            let items: Vec<Value> = match v {
-                Value::Array(a) => a.clone(),
-                Value::String(s) if s.trim().is_empty() => Vec::new(),
-                Value::String(s) => s
-                    .split(',')
-                    .map(|p| Value::String(p.trim().to_string()))
-                    .collect(),
-                Value::Number(_) | Value::Bool(_) => vec![v.clone()],
-                _ => return Err(bad()),
-            };
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                out.push(coerce(
-                    elem,
-                    item,
-                    &format!("{path}[{i}]"),
-                    module,
-                    warnings,
-                )?);
-            }
-            Value::Array(out)
-        }
+        Kind::List(elem) => coerce_list(elem, v, path, module, warnings).ok_or_else(bad)??,
         Kind::Dict(spec) => {
             let map = match v {
                 Value::Object(m) => m.clone(),
@@ -639,6 +619,33 @@ fn coerce(
             Value::Object(spec.validate_at(&map, module, &format!("{path}."), warnings)?)
         }
     })
+}
+
+/// A list option: a list, or a comma-separated string, or one scalar; each element
+/// coerced. `None` when the value cannot be a list at all.
+fn coerce_list(
+    elem: &Kind,
+    v: &Value,
+    path: &str,
+    module: &str,
+    warnings: &mut Vec<String>,
+) -> Option<Result<Value>> {
+    let items: Vec<Value> = match v {
+        Value::Array(a) => a.clone(),
+        Value::String(s) if s.trim().is_empty() => Vec::new(),
+        Value::String(s) => s
+            .split(',')
+            .map(|p| Value::String(p.trim().to_string()))
+            .collect(),
+        Value::Number(_) | Value::Bool(_) => vec![v.clone()],
+        _ => return None,
+    };
+    let coerced: Result<Vec<Value>> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| coerce(elem, item, &format!("{path}[{i}]"), module, warnings))
+        .collect();
+    Some(coerced.map(Value::Array))
 }
 
 /// A dict given as a string: JSON, or Ansible's `k=v, k2=v2` form.

@@ -3,7 +3,9 @@
 //! real `ansible-playbook` with check mode, diff, no_log, coercions and failures without
 //! touching the machine's network. Never shipped in the collection.
 
-use kvmnet_protocol::{Action, Ctx, Diff, Error, Module, Opt, Plan, Result, Spec};
+use kvmnet_protocol::{Action, Ctx, Diff, Env, Error, Module, Opt, Result, Spec};
+
+type Plan = kvmnet_protocol::Plan<(), Action>;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -27,7 +29,9 @@ struct Params {
 impl Module for TestModule {
     const NAME: &'static str = "kvmnet_test";
     type Params = Params;
-    type State = Option<String>;
+    type Current = Option<String>;
+    type Desired = ();
+    type Action = Action;
 
     fn spec() -> Spec {
         Spec::new()
@@ -65,12 +69,12 @@ impl Module for TestModule {
         Ok(())
     }
 
-    fn query(_ctx: &mut Ctx, p: &Params) -> Result<Option<String>> {
-        Ok(std::fs::read_to_string(&p.path).ok())
+    fn read(ctx: &mut Ctx, p: &Params) -> Result<Option<String>> {
+        Ok(ctx.read_file(&p.path))
     }
 
-    fn plan(_ctx: &mut Ctx, p: &Params, cur: &Option<String>) -> Result<Plan> {
-        let mut plan = Plan::default();
+    fn plan(_env: &mut Env, p: &Params, cur: &Option<String>) -> Result<Plan> {
+        let mut plan = Plan::new(());
         let header = format!("file {}", p.path);
         match (p.state.as_str(), cur) {
             ("present", _) => {
@@ -105,7 +109,7 @@ impl Module for TestModule {
     }
 
     fn verify(ctx: &mut Ctx, p: &Params, _plan: &mut Plan) -> Result<()> {
-        let now = Self::query(ctx, p)?;
+        let now = Self::read(ctx, p)?;
         let ok = match p.state.as_str() {
             "present" => now == p.content,
             _ => now.is_none(),

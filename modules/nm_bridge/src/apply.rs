@@ -1,0 +1,408 @@
+//! The steps a plan is made of, and how they run. Profiles this run creates get their
+//! UUID from NetworkManager (`nmcli con add` without `connection.uuid`: NM before 1.42
+//! refuses that property on add); later steps name them by that UUID, which the planned
+//! commands show as a placeholder (`<uuid of bridge-br0>`).
+
+use crate::memory::{self, DIR};
+use crate::plan::{set_values, Desired, Plan};
+use kvmnet_nmcli::conn::added_uuid;
+use kvmnet_protocol::{Command, Ctx, Error, Output, Result, Step};
+
+/// A profile a step acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ref {
+    /// One that exists, by its UUID.
+    Uuid(String),
+    /// The bridge profile this run creates (its name).
+    NewBridge(String),
+    /// The port profile this run creates for interface `port`.
+    NewPort { port: String, conn_name: String },
+}
+
+impl Ref {
+    /// How a planned command shows the UUID: itself, or a placeholder for one NetworkManager
+    /// has not assigned yet.
+    pub fn shown(&self) -> String {
+        match self {
+            Ref::Uuid(u) => u.clone(),
+            Ref::NewBridge(n) | Ref::NewPort { conn_name: n, .. } => format!("<uuid of {n}>"),
+        }
+    }
+}
+
+/// One step of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `nmcli con add type bridge` with the asked settings.
+    CreateBridge {
+        name: String,
+        conn_name: String,
+        settings: Vec<(String, String)>,
+    },
+    /// `nmcli con mod` of the bridge profile.
+    ModifyBridge {
+        uuid: String,
+        conn_name: String,
+        changes: Vec<(String, String)>,
+    },
+    /// Another profile that would hold `port`: autoconnect off.
+    DisableProfile {
+        uuid: String,
+        id: String,
+        port: String,
+    },
+    /// Another profile that would hold a port: deactivated.
+    DeactivateProfile { uuid: String, id: String },
+    /// Another profile that would hold `port`: deleted (`port_profiles: delete`).
+    DeleteProfile {
+        uuid: String,
+        id: String,
+        port: String,
+    },
+    /// A new port profile for interface `port`, its controller the bridge.
+    CreatePort {
+        port: String,
+        bridge_name: String,
+        conn_name: String,
+        master: Ref,
+        autoconnect: Option<bool>,
+    },
+    /// `nmcli con mod` of a port profile: autoconnect, or a controller that cannot work
+    /// (`was`: a profile name, another duplicate bridge profile) repointed to the bridge.
+    ModifyPort {
+        uuid: String,
+        id: String,
+        changes: Vec<(String, String)>,
+        repair: Option<Repair>,
+    },
+    /// A port profile whose interface is no longer in `ports`.
+    DeletePort {
+        uuid: String,
+        id: String,
+        port: Option<String>,
+    },
+    /// A profile switched off earlier gets its autoconnect back.
+    EnableProfile { uuid: String, id: String },
+    /// A profile switched off earlier is activated again; failing to is a warning (the
+    /// removal that was asked for is done).
+    RestoreProfile {
+        uuid: String,
+        id: String,
+        port: String,
+    },
+    /// `mkdir` of the memory directory.
+    MakeMemoryDir,
+    /// Write the memory file.
+    Remember { bridge: String, body: String },
+    /// Remove the memory file.
+    Forget { bridge: String },
+    /// Activate the bridge profile (`new_mac`: again, so that the kernel takes its MAC).
+    ActivateBridge {
+        bridge: Ref,
+        conn_name: String,
+        name: String,
+        new_mac: bool,
+    },
+    /// Apply changed settings to the active bridge; where NetworkManager refuses, the
+    /// bridge is re-activated, then these ports.
+    Reapply {
+        name: String,
+        bridge: String,
+        ports: Vec<Ref>,
+    },
+    /// Activate a port profile.
+    ActivatePort {
+        port: Ref,
+        ifname: String,
+        bridge_name: String,
+    },
+    /// `state: absent`: the bridge's profiles and its ports' in one call; profiles already
+    /// gone (rc 10) count as deleted.
+    DeleteAll {
+        uuids: Vec<String>,
+        ids: Vec<String>,
+    },
+}
+
+/// A port profile's controller being repointed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repair {
+    pub was: String,
+    pub bridge_uuid: String,
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|s| s.to_string()).collect()
+}
+
+fn with_pairs(mut v: Vec<String>, pairs: &[(String, String)]) -> Vec<String> {
+    for (k, val) in pairs {
+        v.push(k.clone());
+        v.push(val.clone());
+    }
+    v
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+fn autoconnect_argv(uuid: &str, on: bool) -> Vec<String> {
+    let mut v = argv(&["nmcli", "con", "mod", "uuid", uuid]);
+    v.extend(argv(&["connection.autoconnect", yes_no(on)]));
+    v
+}
+
+impl Action {
+    /// The command, with each profile named by what `uuid` says (the UUID, or the
+    /// placeholder while planning).
+    pub fn command_with(&self, fill: &dyn Fn(&Ref) -> String) -> Command {
+        let up = |r: &Ref| argv(&["nmcli", "con", "up", "uuid", &fill(r)]);
+        let words = match self {
+            Action::CreateBridge {
+                name,
+                conn_name,
+                settings,
+            } => with_pairs(
+                argv(&[
+                    "nmcli", "con", "add", "type", "bridge", "ifname", name, "con-name", conn_name,
+                ]),
+                settings,
+            ),
+            Action::ModifyBridge { uuid, changes, .. }
+            | Action::ModifyPort { uuid, changes, .. } => {
+                with_pairs(argv(&["nmcli", "con", "mod", "uuid", uuid]), changes)
+            }
+            Action::DisableProfile { uuid, .. } => autoconnect_argv(uuid, false),
+            Action::EnableProfile { uuid, .. } => autoconnect_argv(uuid, true),
+            Action::DeactivateProfile { uuid, .. } => argv(&["nmcli", "con", "down", "uuid", uuid]),
+            Action::DeleteProfile { uuid, .. } | Action::DeletePort { uuid, .. } => {
+                argv(&["nmcli", "con", "delete", "uuid", uuid])
+            }
+            Action::CreatePort {
+                port,
+                conn_name,
+                master,
+                autoconnect,
+                ..
+            } => {
+                let mut v = argv(&["nmcli", "con", "add", "type", "bridge-slave", "ifname"]);
+                v.extend([port.clone(), "master".into(), fill(master)]);
+                v.extend(["con-name".into(), conn_name.clone()]);
+                if let Some(a) = autoconnect {
+                    v.extend(argv(&["connection.autoconnect", yes_no(*a)]));
+                }
+                v
+            }
+            Action::RestoreProfile { uuid, .. } => up(&Ref::Uuid(uuid.clone())),
+            Action::MakeMemoryDir => argv(&["mkdir", "-p", "-m", "0700", DIR]),
+            Action::Remember { bridge, body } => {
+                return Command::new(["tee", &memory::path(bridge)]).with_stdin(body.clone())
+            }
+            Action::Forget { bridge } => argv(&["rm", "-f", &memory::path(bridge)]),
+            Action::ActivateBridge { bridge, .. } => up(bridge),
+            Action::Reapply { name, .. } => argv(&["nmcli", "dev", "reapply", name]),
+            Action::ActivatePort { port, .. } => up(port),
+            Action::DeleteAll { uuids, .. } => {
+                let mut v = argv(&["nmcli", "con", "delete"]);
+                for u in uuids {
+                    v.extend(argv(&["uuid", u]));
+                }
+                v
+            }
+        };
+        Command::new(words)
+    }
+}
+
+impl Step for Action {
+    fn summary(&self) -> String {
+        match self {
+            Action::CreateBridge { conn_name, .. } => format!("create bridge profile {conn_name}"),
+            Action::ModifyBridge {
+                conn_name, changes, ..
+            } => {
+                let what: Vec<&str> = changes
+                    .iter()
+                    .filter(|(k, _)| k != "bridge.mac-address")
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                format!("set {} on bridge profile {conn_name}", what.join(", "))
+            }
+            Action::DisableProfile { id, port, .. } => {
+                format!("switch off autoconnect of profile {id} that would hold {port}")
+            }
+            Action::DeactivateProfile { id, .. } => format!("deactivate profile {id}"),
+            Action::DeleteProfile { id, port, .. } => {
+                format!("delete profile {id} that would hold {port}")
+            }
+            Action::CreatePort {
+                port,
+                bridge_name,
+                conn_name,
+                ..
+            } => format!("create port profile {conn_name} for {port} in {bridge_name}"),
+            Action::ModifyPort { id, repair, .. } => match repair {
+                Some(r) => format!(
+                    "repair port profile {id}: its master '{}' is not usable, set it to {}",
+                    r.was, r.bridge_uuid
+                ),
+                None => format!("set connection.autoconnect on port profile {id}"),
+            },
+            Action::DeletePort { id, port, .. } => format!(
+                "delete port profile {id} ({} is not in ports)",
+                port.as_deref().unwrap_or("no interface")
+            ),
+            Action::EnableProfile { id, .. } => {
+                format!("switch autoconnect of profile {id} back on")
+            }
+            Action::RestoreProfile { id, port, .. } => {
+                format!("activate profile {id} on {port} again")
+            }
+            Action::MakeMemoryDir => format!("create {DIR}"),
+            Action::Remember { bridge, .. } => format!(
+                "remember the profiles switched off for {bridge} in {}",
+                memory::path(bridge)
+            ),
+            Action::Forget { bridge } => {
+                format!("forget the profiles switched off for {bridge}")
+            }
+            Action::ActivateBridge {
+                conn_name,
+                name,
+                new_mac,
+                ..
+            } => {
+                if *new_mac {
+                    format!("re-activate {conn_name} so that {name} takes the new MAC address")
+                } else {
+                    format!("activate {conn_name}")
+                }
+            }
+            Action::Reapply { name, .. } => format!("apply the changed settings to {name}"),
+            Action::ActivatePort {
+                ifname,
+                bridge_name,
+                ..
+            } => format!("activate port {ifname} in {bridge_name}"),
+            Action::DeleteAll { ids, .. } => format!("delete profiles {}", ids.join(", ")),
+        }
+    }
+
+    fn command(&self) -> Option<Command> {
+        Some(self.command_with(&Ref::shown))
+    }
+}
+
+impl Action {
+    /// The profiles this run creates that the step's command names.
+    fn new_refs(&self) -> Vec<&Ref> {
+        let refs: Vec<&Ref> = match self {
+            Action::CreatePort { master, .. } => vec![master],
+            Action::ActivateBridge { bridge, .. } => vec![bridge],
+            Action::ActivatePort { port, .. } => vec![port],
+            Action::Reapply { ports, .. } => ports.iter().collect(),
+            _ => Vec::new(),
+        };
+        refs.into_iter()
+            .filter(|r| !matches!(r, Ref::Uuid(_)))
+            .collect()
+    }
+}
+
+/// The UUID a step names: known, or assigned by NetworkManager earlier in this run.
+fn resolve(d: &Desired, r: &Ref) -> Option<String> {
+    match r {
+        Ref::Uuid(u) => Some(u.clone()),
+        Ref::NewBridge(_) => d.bridge.uuid.clone(),
+        Ref::NewPort { port, .. } => d
+            .ports
+            .iter()
+            .find(|t| t.name.as_deref() == Some(port.as_str()))
+            .and_then(|t| t.uuid.clone()),
+    }
+}
+
+/// Run the steps in order, filling in the UUIDs NetworkManager assigns.
+pub fn apply(ctx: &mut Ctx, plan: &mut Plan) -> Result<()> {
+    let steps = plan.actions.clone();
+    for step in &steps {
+        if let Some(r) = step
+            .new_refs()
+            .into_iter()
+            .find(|r| resolve(&plan.desired, r).is_none())
+        {
+            return Err(Error::bug(format!(
+                "{}: {} is not known (the step that creates it did not run first)",
+                step.summary(),
+                r.shown()
+            )));
+        }
+        let d = &plan.desired;
+        let command = step.command_with(&|r| resolve(d, r).unwrap_or_else(|| r.shown()));
+        run(ctx, step, &command, &mut plan.desired)?;
+    }
+    set_values(plan);
+    Ok(())
+}
+
+fn run(ctx: &mut Ctx, step: &Action, command: &Command, d: &mut Desired) -> Result<()> {
+    match step {
+        Action::CreateBridge { .. } | Action::CreatePort { .. } => {
+            let out = ctx.run_step(step, command, |_| false)?;
+            record_uuid(step, &out, d)
+        }
+        Action::DeleteAll { .. } => ctx.run_step(step, command, |o| o.rc == 10).map(drop),
+        Action::RestoreProfile { .. } => {
+            if let Err(e) = ctx.run_step(step, command, |_| false) {
+                ctx.warn(format!("could not {}: {}", step.summary(), e.msg));
+            }
+            Ok(())
+        }
+        Action::Reapply { bridge, ports, .. } => match ctx.run_step(step, command, |_| false) {
+            Ok(_) => Ok(()),
+            // NetworkManager refuses to reapply some settings: re-activate instead.
+            Err(_) => reactivate(ctx, bridge, ports, d),
+        },
+        _ => ctx.run_step(step, command, |_| false).map(drop),
+    }
+}
+
+fn reactivate(ctx: &mut Ctx, bridge: &str, ports: &[Ref], d: &Desired) -> Result<()> {
+    ctx.write(&["nmcli", "con", "up", "uuid", bridge], None)?;
+    for p in ports {
+        let u = resolve(d, p).unwrap_or_else(|| p.shown());
+        ctx.write(&["nmcli", "con", "up", "uuid", &u], None)?;
+    }
+    Ok(())
+}
+
+/// The UUID NetworkManager gave the profile a create step made, kept for later steps,
+/// verify and the return values.
+fn record_uuid(step: &Action, out: &Output, d: &mut Desired) -> Result<()> {
+    let Some(uuid) = added_uuid(&out.stdout) else {
+        return Err(Error::verification(format!(
+            "{}: NetworkManager's answer names no UUID for the new profile: {:?}",
+            step.summary(),
+            out.stdout.trim()
+        )));
+    };
+    match step {
+        Action::CreateBridge { .. } => d.bridge.uuid = Some(uuid),
+        Action::CreatePort { port, .. } => {
+            if let Some(t) = d
+                .ports
+                .iter_mut()
+                .find(|t| t.name.as_deref() == Some(port.as_str()))
+            {
+                t.uuid = Some(uuid);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: kvmnet contributors
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+#
+# Documentation only. The module is the static binary files/bin/<arch>/nm_bridge of this collection
+# (built from modules/nm_bridge in the source tree); the action plugin plugins/action/nm_bridge.py sends it
+# to the host and runs it there in one ssh round trip. The managed host needs no Python.
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: nm_bridge
+short_description: A NetworkManager bridge and its ports, for KVM guests on the host's LAN
+version_added: 0.1.0
+author:
+  - kvmnet contributors (!UNKNOWN)
+description:
+  - Declares a Linux bridge made by NetworkManager (the tutorial's method 1, C(nmcli con add type bridge)
+    plus one C(bridge-slave) profile per port) and makes the host match it, idempotently.
+  - Existing profiles are recognised however they were made (by hand, by the tutorial's commands, by other
+    tools), by interface name and by UUID; duplicate profile names are handled, and no duplicate profile is
+    ever created. A port whose master holds the bridge's profile I(name) (which NetworkManager can never
+    activate) is repaired to the bridge's UUID.
+  - Only the options given are compared; settings not given are left as they are (new profiles get
+    NetworkManager's defaults).
+  - With I(state=present) the bridge profile is active and each listed port is active in it, verified in the
+    kernel (the bridge exists, each port's master is the bridge, requested STP, forward delay, priority, MTU,
+    MAC and addresses in effect). Settings changed on an active bridge reach the kernel through
+    C(nmcli dev reapply); a MAC change re-activates the bridge and its ports.
+  - Reads the host with two C(nmcli) calls and one C(ip -j -d addr show) when nothing has to change.
+  - Refuses, before changing anything, to make a port of a NIC that carries a global IPv4 or IPv6 address
+    unless the task sets the bridge's I(ipv4) (for IPv4 addresses) or I(ipv6) (for IPv6 addresses), since the
+    host could lose its connection.
+options:
+  name:
+    description:
+      - The bridge's interface name (C(connection.interface-name)), at most 15 bytes, without C(/), C(:) or
+        whitespace.
+    type: str
+    required: true
+  conn_name:
+    description:
+      - The bridge profile's name (C(connection.id)). Any text, C(:) and C(\) included.
+      - Defaults to C(bridge-<name>) when the profile is created; an existing profile keeps its name unless
+        this option is given (then it is renamed).
+    type: str
+  ports:
+    description:
+      - The full set of the bridge's ports (NICs that must exist). New port profiles are named
+        C(bridge-slave-<port>); existing ones keep their names.
+      - Ports enslaved through this bridge's profiles but not listed are removed (their profiles deleted,
+        and the profiles I(port_profiles=disable) switched off for them given back).
+      - Omitted, the ports are left as they are; an empty list means no ports.
+      - A comma-separated string is accepted.
+    type: list
+    elements: str
+  port_profiles:
+    description:
+      - What to do with other profiles bound to a listed port (by interface name or MAC address) or active
+        on it, which would keep the port from joining the bridge.
+      - C(disable) switches their autoconnect off and deactivates them, and remembers them in
+        C(/var/lib/kvmnet/nm_bridge/<name>.json) so that I(state=absent) gives them back.
+      - C(delete) deletes them (what the tutorial does with C(nmcli con delete ens32)).
+      - C(keep) leaves them; a port held by one then stays out of the bridge, with a warning.
+    type: str
+    choices: [disable, delete, keep]
+    default: disable
+  stp:
+    description: Spanning tree protocol (C(bridge.stp)). NetworkManager's default for new bridges is on.
+    type: bool
+  forward_delay:
+    description: STP forward delay in seconds (C(bridge.forward-delay)), 2 to 30.
+    type: int
+  priority:
+    description: STP bridge priority (C(bridge.priority)), 0 to 65535.
+    type: int
+  mtu:
+    description: The bridge's MTU (C(802-3-ethernet.mtu)), 68 to 65535.
+    type: int
+  mac:
+    description:
+      - The bridge's MAC address (C(802-3-ethernet.cloned-mac-address); a value in the deprecated
+        C(bridge.mac-address) is recognised and cleared). Any case, C(:) or C(-) separated.
+      - Changing it re-activates the bridge and its ports (NetworkManager cannot reapply it).
+    type: str
+    aliases: [mac_address]
+  autoconnect:
+    description: Autoconnect of the bridge profile and of its port profiles (C(connection.autoconnect)).
+    type: bool
+  ipv4:
+    description:
+      - IPv4 settings of the bridge. Only the sub-options given are compared.
+    type: dict
+    suboptions:
+      method:
+        description: C(ipv4.method). C(manual) needs I(addresses); C(disabled) and C(link-local) take none.
+        type: str
+        choices: [auto, manual, disabled, link-local, shared]
+      addresses:
+        description: Addresses with prefix length, in order (C(ipv4.addresses)), for example C(192.0.2.10/24).
+        type: list
+        elements: str
+      gateway:
+        description: Default gateway (C(ipv4.gateway)); needs I(addresses).
+        type: str
+      dns:
+        description: DNS servers (C(ipv4.dns)).
+        type: list
+        elements: str
+  ipv6:
+    description:
+      - IPv6 settings of the bridge, as for I(ipv4).
+    type: dict
+    suboptions:
+      method:
+        description: C(ipv6.method). C(manual) needs I(addresses).
+        type: str
+        choices: [auto, dhcp, manual, disabled, ignore, link-local, shared]
+      addresses:
+        description: Addresses with prefix length (C(ipv6.addresses)), for example C(2001:db8::10/64).
+        type: list
+        elements: str
+      gateway:
+        description: Default gateway (C(ipv6.gateway)); needs I(addresses).
+        type: str
+      dns:
+        description: DNS servers (C(ipv6.dns)).
+        type: list
+        elements: str
+  state:
+    description:
+      - C(present) creates or adjusts the profiles and activates the bridge and its ports.
+      - C(absent) deletes every bridge profile for I(name) and their port profiles, and gives each port back
+        the profile I(port_profiles=disable) switched off (autoconnect on again, re-activated if it was
+        active). Only I(name), I(conn_name) and I(port_profiles) may be given then.
+    type: str
+    choices: [present, absent]
+    default: present
+attributes:
+  check_mode:
+    support: full
+    description:
+      - Nothing is written (no profile, keyfile, kernel change or memory file); C(commands) lists every command
+        the real run would run and C(diff) shows the changes.
+  diff_mode:
+    support: full
+    description:
+      - Before and after of the tracked properties of the bridge profile, each port profile and each profile
+        switched off, deleted or given back; creation has an empty before, deletion an empty after.
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts with NetworkManager 1.22 or later (EL8+, Debian 11+, Ubuntu 20.04+).
+notes:
+  - Runs as root (C(become=true)). NetworkManager must be running and manage the ports; otherwise the module
+    fails before changing anything. Both C(connection.master)/C(slave-type) (NetworkManager up to 1.44) and
+    C(connection.controller)/C(port-type) (newer) are understood.
+  - Profiles are addressed by UUID in every command, so names with C(:), C(\) or duplicates are safe.
+  - Several kvmnet modules on one host take turns through a lock in C(/run/lock/kvmnet.lock).
+  - Moving the host's only uplink into a bridge with rollback is not covered yet; set I(ipv4)/I(ipv6) to the
+    uplink's addresses to move it knowingly.
+requirements:
+  - NetworkManager (nmcli) and iproute2 with JSON output (C(ip -j)) on the managed host.
+seealso:
+  - module: kvmnet.network.macvtap_link
+  - module: kvmnet.network.libvirt_net
+  - module: kvmnet.network.domain_iface
+  - module: community.general.nmcli
+'''
+
+EXAMPLES = r'''
+# The tutorial's method 1: br0 over ens32; the old ens32 profile is deleted as in the tutorial.
+# The bridge gets its address by DHCP (NetworkManager's default).
+- name: Bridge br0 with port ens32, as the tutorial does by hand
+  kvmnet.network.nm_bridge:
+    name: br0
+    ports: [ens32]
+    port_profiles: delete
+    ipv4:
+      method: auto
+  become: true
+
+# The same with a static address, STP off, and the old profile only switched off (given back on absent).
+- name: Bridge br0 with a static address
+  kvmnet.network.nm_bridge:
+    name: br0
+    conn_name: bridge-br0
+    ports: [ens32]
+    stp: false
+    ipv4:
+      method: manual
+      addresses: [192.0.2.10/24]
+      gateway: 192.0.2.1
+      dns: [192.0.2.53]
+    ipv6:
+      method: disabled
+  become: true
+
+- name: Show what would change, without changing anything
+  kvmnet.network.nm_bridge:
+    name: br0
+    ports: [ens32, ens33]
+    stp: false
+  check_mode: true
+  diff: true
+  become: true
+
+- name: Remove br0 and give ens32 its old profile back
+  kvmnet.network.nm_bridge:
+    name: br0
+    state: absent
+  become: true
+'''
+
+RETURN = r'''
+msg:
+  description: One sentence saying what was done (or would be done in check mode).
+  returned: always
+  type: str
+  sample: Create bridge profile bridge-br0; create port profile bridge-slave-ens32 for ens32 in br0; activate bridge-br0; activate port ens32 in br0
+changed:
+  description: Whether anything was (or in check mode would be) changed.
+  returned: always
+  type: bool
+  sample: true
+commands:
+  description:
+    - The argv of every command that changed something, or would have in check mode.
+    - NetworkManager chooses a new profile's UUID (older NetworkManager refuses one chosen by the caller);
+      in check mode a command that names a profile yet to be made shows C(<uuid of NAME>) in its place.
+  returned: always
+  type: list
+  elements: list
+  sample:
+    - [nmcli, con, add, type, bridge, ifname, br0, con-name, bridge-br0, bridge.stp, "no"]
+    - [nmcli, con, up, uuid, 0800e1b1-566e-45fb-abb4-68d1fa8c8912]
+diff:
+  description:
+    - Before and after of each profile touched (a list when several), with headers C(nm profile <name>).
+      Values are NetworkManager's terse values, normalised; C(state) is the activation state.
+  returned: when diff mode is on and something changes
+  type: list
+  elements: dict
+  sample:
+    - before_header: nm profile bridge-br0
+      after_header: nm profile bridge-br0
+      before: {bridge.stp: "yes", state: activated}
+      after: {bridge.stp: "no", state: activated}
+bridge:
+  description:
+    - The bridge profile. C(uuid) is null in check mode for a profile not yet created, and after I(state=absent).
+  returned: always
+  type: dict
+  sample: {name: br0, uuid: 0800e1b1-566e-45fb-abb4-68d1fa8c8912, conn_name: bridge-br0}
+  contains:
+    name:
+      description: Interface name.
+      type: str
+    uuid:
+      description: Profile UUID.
+      type: str
+    conn_name:
+      description: Profile name.
+      type: str
+ports:
+  description:
+    - The port profiles (the listed ports, or the existing ones when I(ports) is omitted); empty after
+      I(state=absent). C(active) is false for a port held by another profile under I(port_profiles=keep).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: ens32, uuid: f54dacb5-18b6-49c0-83a9-08ea275d3069, conn_name: bridge-slave-ens32, active: true}
+restored:
+  description: With I(state=absent), the switched-off profiles given back to their ports.
+  returned: when state is absent
+  type: list
+  elements: dict
+  sample:
+    - {name: ens32, uuid: 18a5f3df-4183-49ae-8a60-58eb7e2462ee, conn_name: ens32}
+warnings:
+  description: Duplicate bridge profiles left alone, ports held under I(port_profiles=keep), and the like.
+  returned: when there are any
+  type: list
+  elements: str
+'''
