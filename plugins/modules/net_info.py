@@ -99,8 +99,8 @@ requirements:
 '''
 
 EXAMPLES = r'''
-- name: Read everything the host has for guests on the LAN
-  kvmnet.network.net_info:
+- name: Read everything the host has for guests on the LAN (gather omitted - every part)
+  kvmnet.network.net_info: {}
   become: true
 
 - name: Show each guest interface and the method it amounts to
