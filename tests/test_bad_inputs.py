@@ -1,5 +1,5 @@
-"""The project's catalogue of bad inputs and faults (issue 12), against the four module
-binaries in one lab host with real NetworkManager and libvirtd.
+"""The project's catalogue of bad inputs and faults (issue 12), against the module binaries
+in one lab host with real NetworkManager and libvirtd.
 
 Each row of CASES is a task a careless or hostile playbook could write. Every one must
 fail with one JSON object, the expected error_kind, a message that names the option,
@@ -89,7 +89,7 @@ def host(lab):
     return lab
 
 
-NB, MV, LN, DI = "nm_bridge", "macvtap_link", "libvirt_net", "domain_iface"
+NB, MV, LN, DI, NI = "nm_bridge", "macvtap_link", "libvirt_net", "domain_iface", "net_info"
 INVALID, UNSUPPORTED = "invalid_argument", "not_supported"
 
 # (id, module, options, error_kind, text the message must contain[, "warns in check mode"])
@@ -221,6 +221,13 @@ CASES = [
     ("di-model", DI, {"domain": "vm1", "model": "vir tio"}, INVALID, "option 'model'"),
     ("di-domain-ctrl", DI, {"domain": "vm1\r"}, INVALID, "option 'domain'"),
     ("di-type", DI, {"domain": "vm1", "type": "hostdev", "source": "x"}, INVALID, "option 'type'"),
+    # net_info (read-only: it must refuse before reading anything, too)
+    ("ni-gather", NI, {"gather": ["bridges", "vms"]}, INVALID, "option 'gather'"),
+    ("ni-gather-empty", NI, {"gather": []}, INVALID, "option 'gather'"),
+    ("ni-gather-type", NI, {"gather": {"bridges": True}}, INVALID, "gather"),
+    ("ni-uri-empty", NI, {"uri": " "}, INVALID, "option 'uri'"),
+    ("ni-uri-nul", NI, {"uri": "qemu:///sys\u0000tem"}, INVALID, "option 'uri'"),
+    ("ni-unknown", NI, {"name": "br0"}, INVALID, "name"),
 ]
 
 
@@ -250,7 +257,7 @@ def test_the_catalogue_covers_every_module_and_class():
     by_module = {}
     for _, module, _, kind, *_ in CASES:
         by_module.setdefault(module, set()).add(kind)
-    assert set(by_module) == {NB, MV, LN, DI}
+    assert set(by_module) == {NB, MV, LN, DI, NI}
     assert len(CASES) >= 80
 
 
