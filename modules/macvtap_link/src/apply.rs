@@ -25,7 +25,8 @@ const SETTLE_STABLE: Duration = Duration::from_millis(500);
 const SETTLE_MAX: Duration = Duration::from_secs(3);
 
 pub fn apply(ctx: &mut Ctx, p: &Params, cur: &Current, plan: &mut Plan) -> Result<()> {
-    let remade = run_steps(ctx, p, cur, &plan.desired, &plan.actions)?;
+    let remade = run_steps(ctx, p, cur, &plan.desired, &plan.actions)
+        .map_err(|e| kvmnet_nmcli::conn::explain_failure(ctx, e))?;
     if remade {
         let base = plan
             .msg

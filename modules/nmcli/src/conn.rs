@@ -368,6 +368,48 @@ pub fn read_devices(ctx: &mut Ctx) -> Result<Vec<Device>> {
         .collect())
 }
 
+/// The oldest NetworkManager kvmnet supports.
+pub const OLDEST_SUPPORTED: (u32, u32) = (1, 22);
+
+/// NetworkManager's version from `nmcli --version` ("nmcli tool, version 1.30.6").
+pub fn parse_version(text: &str) -> Option<(u32, u32, String)> {
+    let v = text.split_whitespace().last()?.trim();
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor, v.to_string()))
+}
+
+/// A failed nmcli write, explained: the NetworkManager version is named (learnt with one
+/// `nmcli --version`, only now that something failed), and a version older than kvmnet
+/// supports is said to be the reason, so the message is never only nmcli's own.
+pub fn explain_failure(ctx: &mut Ctx, err: Error) -> Error {
+    let nmcli = err
+        .extra
+        .get("cmd")
+        .and_then(|c| c.as_str())
+        .is_some_and(|c| c.starts_with("nmcli "));
+    if err.kind != ErrorKind::CommandFailed || !nmcli {
+        return err;
+    }
+    let Some((major, minor, v)) = ctx
+        .read_any(&["nmcli", "--version"])
+        .ok()
+        .and_then(|o| parse_version(&o.stdout))
+    else {
+        return err;
+    };
+    let msg = if (major, minor) < OLDEST_SUPPORTED {
+        format!(
+            "NetworkManager {v} is older than {}.{}, the oldest kvmnet supports: {}",
+            OLDEST_SUPPORTED.0, OLDEST_SUPPORTED.1, err.msg
+        )
+    } else {
+        format!("{} (NetworkManager {v})", err.msg)
+    };
+    Error { msg, ..err }
+}
+
 /// The UUID NetworkManager gave a new profile, from `nmcli con add`'s answer
 /// ("Connection 'NAME' (UUID) successfully added."): every NM since 1.0 says it so, and
 /// NM before 1.42 refuses a UUID chosen by the caller.
@@ -415,6 +457,19 @@ mod tests {
         assert_eq!(rows[0].device, "brü");
         assert_eq!(device_name("brü"), "brü");
         assert_eq!(device_name("a\\\\b"), "a\\b");
+    }
+
+    #[test]
+    fn versions_of_nmcli() {
+        assert_eq!(
+            parse_version("nmcli tool, version 1.30.6\n"),
+            Some((1, 30, "1.30.6".to_string()))
+        );
+        assert_eq!(
+            parse_version("nmcli tool, version 1.52.1\n").map(|v| (v.0, v.1)),
+            Some((1, 52))
+        );
+        assert_eq!(parse_version(""), None);
     }
 
     #[test]
