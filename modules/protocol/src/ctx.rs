@@ -4,9 +4,11 @@
 //! warnings and randomness, but no way to read or change the host.
 
 use crate::args::AnsibleFlags;
+use crate::bus::{call_failed, BusCall, BusReply};
 use crate::error::{Error, Result};
 use crate::plan::{Command, Step};
 use crate::runner::{command_failed, display_argv, Output, Runner};
+use serde_json::Value;
 use std::time::Duration;
 
 pub struct Ctx {
@@ -19,7 +21,8 @@ pub struct Ctx {
     /// What changed, in order: the summary of each step whose command succeeded, and
     /// "ran ARGV" for a write outside the plan's steps (a fallback, a repair).
     pub done: Vec<String>,
-    /// Every command run, reads included (tests, verbosity).
+    /// Every command run, reads included (tests, verbosity); D-Bus calls as
+    /// [`BusCall::record`], probes as `["probe", WHAT]`.
     pub calls: Vec<Vec<String>>,
     /// Set by a module that put back what it had changed (a checkpoint rolled back, a
     /// previous definition restored): a failed run then reports `changed: false`.
@@ -99,6 +102,48 @@ impl Ctx {
     pub fn read_file(&mut self, path: &str) -> Option<String> {
         self.runner.read_file(path)
     }
+    /// Call a D-Bus method that only reads; an error reply is the caller's to judge.
+    pub fn bus_read_any(&mut self, call: &BusCall) -> Result<BusReply> {
+        self.calls.push(call.record());
+        self.runner.bus(call)
+    }
+    /// Call a D-Bus method that only reads; an error reply is an error naming the method.
+    pub fn bus_read(&mut self, call: &BusCall) -> Result<Vec<Value>> {
+        self.bus_read_any(call)?.map_err(|e| call_failed(call, &e))
+    }
+    /// Call a D-Bus method that changes the host, as [`Ctx::write`] runs a command: never
+    /// in check mode; an error reply is an error and changed nothing; a success is in
+    /// `commands` (as [`BusCall::record`]) and in `done`.
+    pub fn bus_write(&mut self, call: &BusCall) -> Result<Vec<Value>> {
+        let out = self.bus_write_inner(call)?;
+        self.done.push(format!("called {}", call.method()));
+        Ok(out)
+    }
+    /// Run one step of the plan that is a D-Bus call (see [`Step::bus_call`]).
+    pub fn run_bus_step(&mut self, step: &dyn Step, call: &BusCall) -> Result<Vec<Value>> {
+        let out = self.bus_write_inner(call)?;
+        self.done.push(step.summary());
+        Ok(out)
+    }
+
+    fn bus_write_inner(&mut self, call: &BusCall) -> Result<Vec<Value>> {
+        if self.flags.check_mode {
+            return Err(Error::bug(format!(
+                "a D-Bus call that changes the host was attempted in check mode: {}",
+                call.method()
+            )));
+        }
+        self.calls.push(call.record());
+        let out = self.runner.bus(call)?.map_err(|e| call_failed(call, &e))?;
+        self.commands.push(call.record());
+        Ok(out)
+    }
+    /// A read of the host made in this process (a network probe on a socket): `probe`
+    /// runs on the real host; the test double answers what its case scripted for `what`.
+    pub fn probe(&mut self, what: &str, mut probe: impl FnMut() -> Result<Value>) -> Result<Value> {
+        self.calls.push(vec!["probe".to_string(), what.to_string()]);
+        self.runner.probe(what, &mut probe)
+    }
     /// Run a command that changes the host. Never runs in check mode. A command that
     /// fails (or cannot start) is an error and counts as no change.
     pub fn write<S: AsRef<str>>(&mut self, argv: &[S], stdin: Option<&str>) -> Result<Output> {
@@ -154,6 +199,9 @@ impl Ctx {
     }
     /// Run one step with the command it planned.
     pub fn run_planned(&mut self, step: &dyn Step) -> Result<Option<Output>> {
+        if let Some(call) = step.bus_call() {
+            return self.run_bus_step(step, &call).map(|_| None);
+        }
         match step.command() {
             Some(c) => self.run_step(step, &c, |_| false).map(Some),
             None => {

@@ -7,6 +7,7 @@
 //! object whatever happens, a panic included. modules/README.md shows the anatomy.
 
 pub mod args;
+pub mod bus;
 pub mod ctx;
 pub mod error;
 pub mod lock;
@@ -18,9 +19,10 @@ pub mod spec;
 pub mod testing;
 
 pub use args::{AnsibleFlags, Invocation};
+pub use bus::{Bus, BusCall, BusError, BusReply};
 pub use ctx::{Ctx, Env};
 pub use error::{Error, ErrorKind, Result};
-pub use module::{run, run_with, Module};
+pub use module::{run, run_bus, run_with, Module};
 pub use plan::{Action, Command, Diff, Plan, Step};
 pub use runner::{Output, Runner, SystemRunner};
 pub use spec::{Opt, Spec};

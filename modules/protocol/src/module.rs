@@ -10,6 +10,7 @@
 //! lock, check mode, what `changed` means, no_log and the one JSON result.
 
 use crate::args::Invocation;
+use crate::bus::Bus;
 use crate::ctx::{Ctx, Env};
 use crate::error::{Error, Result};
 use crate::lock::{self, HostLock};
@@ -85,11 +86,26 @@ pub struct RunReport {
 /// `M --spec` prints the options as JSON in Ansible's argument_spec form (the tests hold
 /// the documentation against it).
 pub fn run<M: Module>() -> ! {
+    run_inner::<M>(None)
+}
+
+/// Entry point of a module that calls the system bus: `bus` (a client that connects on
+/// its first call) serves [`Ctx::bus_read`](crate::Ctx::bus_read) and
+/// [`Ctx::bus_write`](crate::Ctx::bus_write).
+pub fn run_bus<M: Module>(bus: Box<dyn Bus>) -> ! {
+    run_inner::<M>(Some(bus))
+}
+
+fn run_inner<M: Module>(bus: Option<Box<dyn Bus>>) -> ! {
     output::install_panic_hook(M::NAME);
     let arg = std::env::args().nth(1);
     if arg.as_deref() == Some("--spec") {
         output::emit(&M::spec().to_argument_spec());
         std::process::exit(0);
+    }
+    let mut runner = SystemRunner::default();
+    if let Some(b) = bus {
+        runner = runner.with_bus(b);
     }
     let report = match arg.map(|p| Invocation::from_path(&p)) {
         None => early_failure(Error::invalid(format!(
@@ -97,11 +113,7 @@ pub fn run<M: Module>() -> ! {
             M::NAME
         ))),
         Some(Err(err)) => early_failure(err),
-        Some(Ok(inv)) => run_with::<M>(
-            inv,
-            Box::new(SystemRunner::default()),
-            Some(lock::default_path()),
-        ),
+        Some(Ok(inv)) => run_with::<M>(inv, Box::new(runner), Some(lock::default_path())),
     };
     output::emit(&report.json);
     std::process::exit(report.rc)

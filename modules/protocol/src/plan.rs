@@ -1,6 +1,7 @@
 //! What a module's `plan` hands to `apply`, `verify` and the result: typed desired state,
 //! typed steps, diffs and return values.
 
+use crate::bus::BusCall;
 use serde_json::{Map, Value};
 
 /// A command a step runs: argv (never through a shell) and what it reads on stdin.
@@ -32,6 +33,12 @@ pub trait Step: std::fmt::Debug {
     /// the host assigns during apply (the UUID NetworkManager gives a new profile) is shown
     /// as a `<...>` placeholder. `None` for a step that runs no command.
     fn command(&self) -> Option<Command>;
+    /// A step that is a D-Bus call rather than a command (a NetworkManager checkpoint):
+    /// the call, placeholders as in [`Step::command`]. Check mode's `commands` show it as
+    /// [`BusCall::record`].
+    fn bus_call(&self) -> Option<BusCall> {
+        None
+    }
 }
 
 /// A step that is exactly one planned command (modules whose apply needs nothing but the
@@ -142,12 +149,14 @@ impl<D, A: Step> Plan<D, A> {
     pub fn set(&mut self, key: &str, value: impl Into<Value>) {
         self.result.insert(key.to_string(), value.into());
     }
-    /// The planned commands (check mode's `commands`).
+    /// The planned commands and D-Bus calls, in order (check mode's `commands`).
     pub fn commands(&self) -> Vec<Vec<String>> {
         self.actions
             .iter()
-            .filter_map(Step::command)
-            .map(|c| c.argv)
+            .filter_map(|a| match a.bus_call() {
+                Some(call) => Some(call.record()),
+                None => a.command().map(|c| c.argv),
+            })
             .collect()
     }
 }

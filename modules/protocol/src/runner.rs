@@ -2,7 +2,9 @@
 //! (`C.UTF-8` where the host has it, so names outside ASCII pass through the tools
 //! intact), captured stdout/stderr/status. A missing program is its own clear error.
 
+use crate::bus::{Bus, BusCall, BusReply};
 use crate::error::{Error, ErrorKind, Result};
+use serde_json::Value;
 use std::process::{Command, Stdio};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -59,6 +61,21 @@ pub trait Runner {
     fn now(&self) -> std::time::Duration;
     fn sleep(&mut self, d: std::time::Duration) {
         std::thread::sleep(d)
+    }
+    /// Call a D-Bus method (see [`Bus`]). A runner made without a bus refuses: only the
+    /// modules that need the bus link a client.
+    fn bus(&mut self, call: &BusCall) -> Result<BusReply> {
+        Err(Error::bug(format!(
+            "{} was called, but this module was started without a D-Bus client",
+            call.method()
+        )))
+    }
+    /// A read of the host made in this process rather than by a program (a network probe
+    /// on a socket): the real runner runs `probe`; the test double answers what the case
+    /// scripted for `what`, in order with the commands.
+    fn probe(&mut self, what: &str, probe: &mut dyn FnMut() -> Result<Value>) -> Result<Value> {
+        let _ = what;
+        probe()
     }
 }
 
@@ -117,14 +134,15 @@ pub fn command_failed(argv: &[String], out: &Output) -> Error {
     .with("stderr", out.stderr.clone())
 }
 
-/// Spawns real programs.
-#[derive(Debug)]
+/// Spawns real programs, and calls the system bus through the [`Bus`] the module's main
+/// handed over (if any).
 pub struct SystemRunner {
     /// How many programs this runner started (reported at verbosity >= 3 and by tests).
     pub spawned: usize,
     /// `LC_ALL` for every program (see [`host_locale`]).
     pub locale: &'static str,
     started: std::time::Instant,
+    bus: Option<Box<dyn Bus>>,
 }
 
 impl Default for SystemRunner {
@@ -133,7 +151,26 @@ impl Default for SystemRunner {
             spawned: 0,
             locale: host_locale(),
             started: std::time::Instant::now(),
+            bus: None,
         }
+    }
+}
+
+impl std::fmt::Debug for SystemRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SystemRunner")
+            .field("spawned", &self.spawned)
+            .field("locale", &self.locale)
+            .field("bus", &self.bus.is_some())
+            .finish()
+    }
+}
+
+impl SystemRunner {
+    /// The runner with a D-Bus client (which connects on its first call).
+    pub fn with_bus(mut self, bus: Box<dyn Bus>) -> Self {
+        self.bus = Some(bus);
+        self
     }
 }
 
@@ -169,6 +206,16 @@ impl Runner for SystemRunner {
 
     fn now(&self) -> std::time::Duration {
         self.started.elapsed()
+    }
+
+    fn bus(&mut self, call: &BusCall) -> Result<BusReply> {
+        match self.bus.as_mut() {
+            Some(b) => b.call(call),
+            None => Err(Error::bug(format!(
+                "{} was called, but this module was started without a D-Bus client",
+                call.method()
+            ))),
+        }
     }
 
     fn run(&mut self, argv: &[String], stdin: Option<&str>) -> Result<Output> {

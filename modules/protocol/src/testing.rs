@@ -4,9 +4,12 @@
 //! The double is ordered and strict: a test lists every command it expects, with its
 //! stdin, in order, and the output the real tool gave (captured in a lab); a command that
 //! differs, an unexpected stdin, or an expected command that never ran fails the test.
+//! D-Bus calls (with their replies) and in-process probes (with their answers) are
+//! scripted in the same list, in the same strict order.
 //! Randomness is predictable, and time is a clock that moves only when the module sleeps.
 
 use crate::args::{AnsibleFlags, Invocation};
+use crate::bus::{BusCall, BusError, BusReply};
 use crate::error::{Error, Result};
 use crate::module::{run_with, Module, RunReport};
 use crate::runner::{display_argv, Output, Runner};
@@ -15,11 +18,32 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// One scripted exchange with the host.
 #[derive(Debug, Clone)]
-struct Expected {
-    argv: Vec<String>,
-    stdin: Option<String>,
-    out: Output,
+enum Expected {
+    Command {
+        argv: Vec<String>,
+        stdin: Option<String>,
+        out: Output,
+    },
+    Bus {
+        call: BusCall,
+        reply: BusReply,
+    },
+    Probe {
+        what: String,
+        value: Value,
+    },
+}
+
+impl Expected {
+    fn describe(&self) -> String {
+        match self {
+            Expected::Command { argv, .. } => display_argv(argv),
+            Expected::Bus { call, .. } => display_argv(&call.record()),
+            Expected::Probe { what, .. } => format!("probe {what}"),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -37,16 +61,29 @@ impl FakeRunner {
     }
     /// Expect `argv` next, without stdin, answering `out`.
     pub fn expect(mut self, argv: &[&str], out: Output) -> Self {
-        self.expected.push_back(Expected {
+        self.expected.push_back(Expected::Command {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             stdin: None,
             out,
         });
         self
     }
+    /// Expect the D-Bus call `call` next, answering `reply`.
+    pub fn expect_bus(mut self, call: BusCall, reply: BusReply) -> Self {
+        self.expected.push_back(Expected::Bus { call, reply });
+        self
+    }
+    /// Expect the probe `what` next, answering `value`.
+    pub fn expect_probe(mut self, what: &str, value: Value) -> Self {
+        self.expected.push_back(Expected::Probe {
+            what: what.to_string(),
+            value,
+        });
+        self
+    }
     /// Expect `argv` next with exactly `stdin` on its standard input, answering `out`.
     pub fn expect_stdin(mut self, argv: &[&str], stdin: &str, out: Output) -> Self {
-        self.expected.push_back(Expected {
+        self.expected.push_back(Expected::Command {
             argv: argv.iter().map(|s| s.to_string()).collect(),
             stdin: Some(stdin.to_string()),
             out,
@@ -76,11 +113,7 @@ pub fn first_random_hex(n: usize) -> String {
 impl Drop for FakeRunner {
     fn drop(&mut self) {
         if !self.expected.is_empty() && !std::thread::panicking() {
-            let left: Vec<String> = self
-                .expected
-                .iter()
-                .map(|e| display_argv(&e.argv))
-                .collect();
+            let left: Vec<String> = self.expected.iter().map(Expected::describe).collect();
             panic!("test double: expected commands never ran: {left:?}");
         }
     }
@@ -113,29 +146,55 @@ impl Runner for FakeRunner {
     }
 
     fn run(&mut self, argv: &[String], stdin: Option<&str>) -> Result<Output> {
-        let Some(want) = self.expected.pop_front() else {
-            return Err(Error::bug(format!(
-                "test double: unexpected command `{}`",
-                display_argv(argv)
-            )));
+        let got = display_argv(argv);
+        let (want_argv, want_stdin, out) = match self.next(&got)? {
+            Expected::Command { argv, stdin, out } => (argv, stdin, out),
+            other => return Err(mismatch(&other, &got)),
         };
-        if want.argv != argv {
+        if want_argv != argv {
             return Err(Error::bug(format!(
-                "test double: expected `{}`, got `{}`",
-                display_argv(&want.argv),
-                display_argv(argv)
+                "test double: expected `{}`, got `{got}`",
+                display_argv(&want_argv)
             )));
         }
-        if want.stdin.as_deref() != stdin {
+        if want_stdin.as_deref() != stdin {
             return Err(Error::bug(format!(
-                "test double: `{}` expected stdin {:?}, got {:?}",
-                display_argv(argv),
-                want.stdin,
-                stdin
+                "test double: `{got}` expected stdin {want_stdin:?}, got {stdin:?}"
             )));
         }
-        Ok(want.out)
+        Ok(out)
     }
+
+    fn bus(&mut self, call: &BusCall) -> Result<BusReply> {
+        let got = display_argv(&call.record());
+        match self.next(&got)? {
+            Expected::Bus { call: want, reply } if want == *call => Ok(reply),
+            other => Err(mismatch(&other, &got)),
+        }
+    }
+
+    fn probe(&mut self, what: &str, _probe: &mut dyn FnMut() -> Result<Value>) -> Result<Value> {
+        let got = format!("probe {what}");
+        match self.next(&got)? {
+            Expected::Probe { what: want, value } if want == what => Ok(value),
+            other => Err(mismatch(&other, &got)),
+        }
+    }
+}
+
+impl FakeRunner {
+    fn next(&mut self, got: &str) -> Result<Expected> {
+        self.expected
+            .pop_front()
+            .ok_or_else(|| Error::bug(format!("test double: unexpected `{got}`")))
+    }
+}
+
+fn mismatch(want: &Expected, got: &str) -> Error {
+    Error::bug(format!(
+        "test double: expected `{}`, got `{got}`",
+        want.describe()
+    ))
 }
 
 /// Run module `M` with these task options (a JSON object, `_ansible_*` keys allowed)
@@ -208,6 +267,54 @@ fn read_json(path: &Path) -> Option<Value> {
     Some(serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
+/// One entry of `calls.json`: a command (`argv`, `stdin`, `rc`, `stdout`, `stderr`), a
+/// D-Bus call (`bus`: `{destination, path, interface, member, args}`, answered by `reply`,
+/// a list of values, or `error`: `{name, message}`), or a probe (`probe`: what, answered
+/// by `value`).
+fn case_call(case: &Path, c: &Value, what: &str) -> Expected {
+    if let Some(b) = c.get("bus") {
+        let field = |k: &str| -> String {
+            b[k].as_str()
+                .unwrap_or_else(|| panic!("{}: {what}.bus.{k}: want a string", case.display()))
+                .to_string()
+        };
+        let args = b["args"].as_array().cloned().unwrap_or_default();
+        let call = BusCall::new(
+            field("destination"),
+            field("path"),
+            field("interface"),
+            field("member"),
+            args,
+        );
+        let reply = match c.get("error") {
+            Some(e) => Err(BusError {
+                name: e["name"].as_str().unwrap_or_default().to_string(),
+                message: e["message"].as_str().unwrap_or_default().to_string(),
+            }),
+            None => Ok(c["reply"].as_array().cloned().unwrap_or_default()),
+        };
+        return Expected::Bus { call, reply };
+    }
+    if let Some(p) = c.get("probe") {
+        return Expected::Probe {
+            what: p.as_str().unwrap_or_default().to_string(),
+            value: c.get("value").cloned().unwrap_or(Value::Null),
+        };
+    }
+    let argv: Vec<String> = serde_json::from_value(c["argv"].clone())
+        .unwrap_or_else(|e| panic!("{}: {what}.argv: {e}", case.display()));
+    let out = Output {
+        rc: c["rc"].as_i64().unwrap_or(0) as i32,
+        stdout: text(case, &c["stdout"], what),
+        stderr: text(case, &c["stderr"], what),
+    };
+    let stdin = c
+        .get("stdin")
+        .filter(|v| !v.is_null())
+        .map(|v| text(case, v, what));
+    Expected::Command { argv, stdin, out }
+}
+
 /// The test double a case describes: `calls.json` (every command in order: `argv`,
 /// optional `stdin`, the answer's `rc`, `stdout`, `stderr`), `files.json` (paths the
 /// module reads directly) and `host.json` (`{"utf8_locale": false}`).
@@ -215,19 +322,8 @@ fn case_runner(case: &Path) -> FakeRunner {
     let mut r = FakeRunner::new();
     let calls = read_json(&case.join("calls.json")).unwrap_or(Value::Array(Vec::new()));
     for (i, c) in calls.as_array().into_iter().flatten().enumerate() {
-        let what = format!("calls[{i}]");
-        let argv: Vec<String> = serde_json::from_value(c["argv"].clone())
-            .unwrap_or_else(|e| panic!("{}: {what}.argv: {e}", case.display()));
-        let out = Output {
-            rc: c["rc"].as_i64().unwrap_or(0) as i32,
-            stdout: text(case, &c["stdout"], &what),
-            stderr: text(case, &c["stderr"], &what),
-        };
-        let stdin = c
-            .get("stdin")
-            .filter(|v| !v.is_null())
-            .map(|v| text(case, v, &what));
-        r.expected.push_back(Expected { argv, stdin, out });
+        r.expected
+            .push_back(case_call(case, c, &format!("calls[{i}]")));
     }
     if let Some(Value::Object(files)) = read_json(&case.join("files.json")) {
         for (path, v) in &files {
