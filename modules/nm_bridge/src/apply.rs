@@ -3,10 +3,11 @@
 //! refuses that property on add); later steps name them by that UUID, which the planned
 //! commands show as a placeholder (`<uuid of bridge-br0>`).
 
+use crate::checkpoint;
 use crate::memory::{self, DIR};
 use crate::plan::{set_values, Desired, Plan};
 use kvmnet_nmcli::conn::added_uuid;
-use kvmnet_protocol::{Command, Ctx, Error, Output, Result, Step};
+use kvmnet_protocol::{BusCall, Command, Ctx, Error, Output, Result, Step};
 
 /// A profile a step acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,9 @@ pub enum Ref {
     NewBridge(String),
     /// The port profile this run creates for interface `port`.
     NewPort { port: String, conn_name: String },
+    /// The plain profile `state: absent` makes for interface `port` (its old one was
+    /// deleted): it carries what the bridge had inherited.
+    NewProfile { port: String, conn_name: String },
 }
 
 impl Ref {
@@ -25,7 +29,9 @@ impl Ref {
     pub fn shown(&self) -> String {
         match self {
             Ref::Uuid(u) => u.clone(),
-            Ref::NewBridge(n) | Ref::NewPort { conn_name: n, .. } => format!("<uuid of {n}>"),
+            Ref::NewBridge(n)
+            | Ref::NewPort { conn_name: n, .. }
+            | Ref::NewProfile { conn_name: n, .. } => format!("<uuid of {n}>"),
         }
     }
 }
@@ -122,6 +128,37 @@ pub enum Action {
         uuids: Vec<String>,
         ids: Vec<String>,
     },
+    /// `state: absent`: a plain profile for `port`, carrying what the bridge had inherited
+    /// from the port's old profile (deleted by `port_profiles: delete`).
+    GiveBack {
+        port: String,
+        conn_name: String,
+        settings: Vec<(String, String)>,
+    },
+    /// Activate the profile `GiveBack` made.
+    ActivateGivenBack { profile: Ref, port: String },
+    /// Take a NetworkManager checkpoint of these interfaces (guard.rs): until verify
+    /// commits, NetworkManager rolls the later steps back by itself after `timeout` s.
+    Checkpoint { devices: Vec<String>, timeout: u32 },
+    /// `mkdir` of the directory of the pending-checkpoint marker.
+    MakeRunDir,
+    /// Write the marker that tells a later run a checkpoint may be pending (and, if this
+    /// run rewrites the memory file, what it held before).
+    MarkCheckpoint {
+        bridge: String,
+        memory_before: Option<Option<String>>,
+    },
+    /// An earlier run was interrupted inside its checkpoint and NetworkManager rolled it
+    /// back: put its memory file back as it was before it (`None`: remove it).
+    PutBackMemory {
+        bridge: String,
+        text: Option<String>,
+    },
+    /// Commit: destroy the checkpoint, keeping the changes (verify runs it once the host
+    /// is verified reachable).
+    Commit,
+    /// Remove the marker.
+    Unmark { bridge: String },
 }
 
 /// A port profile's controller being repointed.
@@ -199,11 +236,6 @@ impl Action {
                 v
             }
             Action::RestoreProfile { uuid, .. } => up(&Ref::Uuid(uuid.clone())),
-            Action::MakeMemoryDir => argv(&["mkdir", "-p", "-m", "0700", DIR]),
-            Action::Remember { bridge, body } => {
-                return Command::new(["tee", &memory::path(bridge)]).with_stdin(body.clone())
-            }
-            Action::Forget { bridge } => argv(&["rm", "-f", &memory::path(bridge)]),
             Action::ActivateBridge { bridge, .. } => up(bridge),
             Action::Reapply { name, .. } => argv(&["nmcli", "dev", "reapply", name]),
             Action::ActivatePort { port, .. } => up(port),
@@ -214,6 +246,19 @@ impl Action {
                 }
                 v
             }
+            Action::GiveBack {
+                port,
+                conn_name,
+                settings,
+            } => with_pairs(
+                argv(&[
+                    "nmcli", "con", "add", "type", "ethernet", "ifname", port, "con-name",
+                    conn_name,
+                ]),
+                settings,
+            ),
+            Action::ActivateGivenBack { profile, .. } => up(profile),
+            _ => return self.bookkeeping_command(),
         };
         Command::new(words)
     }
@@ -263,14 +308,6 @@ impl Step for Action {
             Action::RestoreProfile { id, port, .. } => {
                 format!("activate profile {id} on {port} again")
             }
-            Action::MakeMemoryDir => format!("create {DIR}"),
-            Action::Remember { bridge, .. } => format!(
-                "remember the profiles switched off for {bridge} in {}",
-                memory::path(bridge)
-            ),
-            Action::Forget { bridge } => {
-                format!("forget the profiles switched off for {bridge}")
-            }
             Action::ActivateBridge {
                 conn_name,
                 name,
@@ -290,11 +327,96 @@ impl Step for Action {
                 ..
             } => format!("activate port {ifname} in {bridge_name}"),
             Action::DeleteAll { ids, .. } => format!("delete profiles {}", ids.join(", ")),
+            Action::GiveBack {
+                port, conn_name, ..
+            } => format!(
+                "create profile {conn_name} for {port} with the IP configuration {port} had before the bridge took it over"
+            ),
+            Action::ActivateGivenBack { port, .. } => format!("activate that profile on {port}"),
+            _ => self.bookkeeping_summary(),
         }
     }
 
     fn command(&self) -> Option<Command> {
-        Some(self.command_with(&Ref::shown))
+        match self {
+            Action::Checkpoint { .. } | Action::Commit => None,
+            _ => Some(self.command_with(&Ref::shown)),
+        }
+    }
+
+    fn bus_call(&self) -> Option<BusCall> {
+        match self {
+            Action::Checkpoint { devices, timeout } => {
+                let paths: Vec<String> = devices
+                    .iter()
+                    .map(|d| format!("<D-Bus path of {d}>"))
+                    .collect();
+                Some(checkpoint::create_call(&paths, *timeout))
+            }
+            Action::Commit => Some(checkpoint::commit_call(checkpoint::PLACEHOLDER)),
+            _ => None,
+        }
+    }
+}
+
+impl Action {
+    /// The commands of the steps that keep this module's own files (the memory file, the
+    /// pending-checkpoint marker); the checkpoint's two steps are D-Bus calls.
+    fn bookkeeping_command(&self) -> Command {
+        let words = match self {
+            Action::MakeMemoryDir => argv(&["mkdir", "-p", "-m", "0700", DIR]),
+            Action::Remember { bridge, body } => {
+                return Command::new(["tee", &memory::path(bridge)]).with_stdin(body.clone())
+            }
+            Action::Forget { bridge } => argv(&["rm", "-f", &memory::path(bridge)]),
+            Action::MakeRunDir => argv(&["mkdir", "-p", "-m", "0700", checkpoint::RUN_DIR]),
+            Action::MarkCheckpoint {
+                bridge,
+                memory_before,
+            } => {
+                return checkpoint::marker_command(bridge, None, memory_before.as_ref());
+            }
+            Action::PutBackMemory { bridge, text } => match text {
+                Some(t) => {
+                    return Command::new(["tee", &memory::path(bridge)]).with_stdin(t.clone())
+                }
+                None => argv(&["rm", "-f", &memory::path(bridge)]),
+            },
+            Action::Unmark { bridge } => argv(&["rm", "-f", &checkpoint::marker_path(bridge)]),
+            _ => Vec::new(), // Checkpoint, Commit: D-Bus calls (bus_call)
+        };
+        Command::new(words)
+    }
+
+    fn bookkeeping_summary(&self) -> String {
+        match self {
+            Action::MakeMemoryDir => format!("create {DIR}"),
+            Action::Remember { bridge, .. } => format!(
+                "remember what to give back to {bridge}'s ports in {}",
+                memory::path(bridge)
+            ),
+            Action::Forget { bridge } => {
+                format!("forget what was to be given back to {bridge}'s ports")
+            }
+            Action::Checkpoint { devices, timeout } => format!(
+                "take a NetworkManager checkpoint of {} (rolled back after {timeout} s unless verified)",
+                devices.join(", ")
+            ),
+            Action::MakeRunDir => format!("create {}", checkpoint::RUN_DIR),
+            Action::MarkCheckpoint { bridge, .. } => format!(
+                "note the pending checkpoint in {}",
+                checkpoint::marker_path(bridge)
+            ),
+            Action::PutBackMemory { bridge, .. } => format!(
+                "put {} back as it was before an interrupted run that NetworkManager rolled back",
+                memory::path(bridge)
+            ),
+            Action::Commit => {
+                "verify that the host is reachable and commit the checkpoint".to_string()
+            }
+            Action::Unmark { bridge } => format!("remove {}", checkpoint::marker_path(bridge)),
+            _ => String::new(),
+        }
     }
 }
 
@@ -305,6 +427,7 @@ impl Action {
             Action::CreatePort { master, .. } => vec![master],
             Action::ActivateBridge { bridge, .. } => vec![bridge],
             Action::ActivatePort { port, .. } => vec![port],
+            Action::ActivateGivenBack { profile, .. } => vec![profile],
             Action::Reapply { ports, .. } => ports.iter().collect(),
             _ => Vec::new(),
         };
@@ -324,35 +447,60 @@ fn resolve(d: &Desired, r: &Ref) -> Option<String> {
             .iter()
             .find(|t| t.name.as_deref() == Some(port.as_str()))
             .and_then(|t| t.uuid.clone()),
+        Ref::NewProfile { port, .. } => d
+            .given_back
+            .iter()
+            .find(|t| t.name.as_deref() == Some(port.as_str()))
+            .and_then(|t| t.uuid.clone()),
     }
 }
 
-/// Run the steps in order, filling in the UUIDs NetworkManager assigns.
+/// Run the steps in order, filling in the UUIDs NetworkManager assigns. A checkpoint is
+/// taken where the plan has one; a step that fails after it rolls everything back. The
+/// commit is verify's (it comes after the checks).
 pub fn apply(ctx: &mut Ctx, plan: &mut Plan) -> Result<()> {
     let steps = plan.actions.clone();
     for step in &steps {
-        if let Some(r) = step
-            .new_refs()
-            .into_iter()
-            .find(|r| resolve(&plan.desired, r).is_none())
-        {
-            return Err(Error::bug(format!(
-                "{}: {} is not known (the step that creates it did not run first)",
-                step.summary(),
-                r.shown()
-            )));
+        match step {
+            Action::Checkpoint { .. } => checkpoint::take(ctx, step, plan)?,
+            Action::Commit => break, // it, and removing the marker, are verify's
+            _ => {
+                if let Err(e) = run_step(ctx, step, plan) {
+                    return Err(checkpoint::roll_back(ctx, plan, e));
+                }
+            }
         }
-        let d = &plan.desired;
-        let command = step.command_with(&|r| resolve(d, r).unwrap_or_else(|| r.shown()));
-        run(ctx, step, &command, &mut plan.desired)?;
     }
     set_values(plan);
     Ok(())
 }
 
+fn run_step(ctx: &mut Ctx, step: &Action, plan: &mut Plan) -> Result<()> {
+    if let Some(r) = step
+        .new_refs()
+        .into_iter()
+        .find(|r| resolve(&plan.desired, r).is_none())
+    {
+        return Err(Error::bug(format!(
+            "{}: {} is not known (the step that creates it did not run first)",
+            step.summary(),
+            r.shown()
+        )));
+    }
+    let d = &plan.desired;
+    let command = match step {
+        Action::MarkCheckpoint {
+            bridge,
+            memory_before,
+        } => checkpoint::marker_command(bridge, d.checkpoint.as_ref(), memory_before.as_ref()),
+        _ => step.command_with(&|r| resolve(d, r).unwrap_or_else(|| r.shown())),
+    };
+    run(ctx, step, &command, &mut plan.desired)
+}
+
 fn run(ctx: &mut Ctx, step: &Action, command: &Command, d: &mut Desired) -> Result<()> {
     match step {
-        Action::CreateBridge { .. } | Action::CreatePort { .. } => {
+        Action::CreateBridge { .. } | Action::CreatePort { .. } | Action::GiveBack { .. } => {
             let out = ctx.run_step(step, command, |_| false)?;
             record_uuid(step, &out, d)
         }
@@ -393,9 +541,12 @@ fn record_uuid(step: &Action, out: &Output, d: &mut Desired) -> Result<()> {
     };
     match step {
         Action::CreateBridge { .. } => d.bridge.uuid = Some(uuid),
-        Action::CreatePort { port, .. } => {
-            if let Some(t) = d
-                .ports
+        Action::CreatePort { port, .. } | Action::GiveBack { port, .. } => {
+            let targets = match step {
+                Action::GiveBack { .. } => &mut d.given_back,
+                _ => &mut d.ports,
+            };
+            if let Some(t) = targets
                 .iter_mut()
                 .find(|t| t.name.as_deref() == Some(port.as_str()))
             {

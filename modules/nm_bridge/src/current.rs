@@ -4,6 +4,7 @@
 //! module's memory file (read directly: no process) and, only when a port must be taken
 //! into the bridge, NetworkManager's devices (one more nmcli call) to check it manages them.
 
+use crate::checkpoint::{read_marker, Marked, Pending};
 use crate::memory::Remembered;
 use crate::params::Params;
 use crate::plan::ports_to_take;
@@ -24,11 +25,27 @@ pub struct Current {
     pub remembered: Remembered,
     /// NetworkManager's devices: read only when a port must be taken into the bridge.
     pub devices: Option<Vec<Device>>,
+    /// A checkpoint an earlier run left pending (NetworkManager rolls it back soon).
+    pub pending: Option<Pending>,
+    /// An earlier run was interrupted and rolled back: the memory file it rewrote is to be
+    /// put back to this (`remembered` already holds it).
+    pub put_back: Option<Option<String>>,
 }
 
 pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Current> {
     let mut cur = read_host(ctx)?;
     cur.remembered = Remembered::read(ctx, &p.name);
+    match read_marker(ctx, &p.name)? {
+        Some(Marked::Pending(pd)) => {
+            cur.pending = Some(pd);
+            return Ok(cur); // the plan refuses: nothing more to read
+        }
+        Some(Marked::RolledBack(text)) => {
+            cur.remembered = Remembered::from_text(text.clone());
+            cur.put_back = Some(text);
+        }
+        None => {}
+    }
     if !ports_to_take(p, &cur).is_empty() {
         cur.devices = Some(read_devices(ctx)?);
     }

@@ -9,10 +9,17 @@
 //! verify: 2 nmcli + 1 ip per round until NetworkManager and the kernel agree (at most 20 s).
 
 mod apply;
+mod arp;
+mod checkpoint;
 mod current;
+mod guard;
+mod inherit;
 mod memory;
 mod params;
 mod plan;
+mod reach;
+mod routes;
+mod takeover;
 mod verify;
 
 use kvmnet_protocol::{Ctx, Env, Module, Result, Spec};
@@ -52,7 +59,7 @@ impl Module for NmBridge {
 }
 
 fn main() {
-    kvmnet_protocol::run::<NmBridge>()
+    kvmnet_protocol::run_bus::<NmBridge>(Box::new(kvmnet_nmdbus::SystemBus::default()))
 }
 
 #[cfg(test)]

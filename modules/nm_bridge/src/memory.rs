@@ -1,5 +1,7 @@
 //! What `port_profiles: disable` switched off, so that `state: absent` (or removing a
-//! port) can give it back. NetworkManager's nmcli has no free-form field to hold it, so it
+//! port) can give it back, and what a bridge inherited (`inherit: true`) from the profile
+//! of the port it took over, so that `state: absent` can give the port a profile carrying
+//! it when that profile was deleted (`port_profiles: delete`). NetworkManager's nmcli has no free-form field to hold it, so it
 //! lives in one documented file per bridge: `/var/lib/kvmnet/nm_bridge/<bridge>.json`.
 //! Read directly by current.rs (a file read starts no process); written by the plan's
 //! steps with `mkdir`, `tee` and `rm` (so the write shows in `commands` and check mode).
@@ -30,10 +32,29 @@ fn yes() -> bool {
     true
 }
 
+/// A port whose IP configuration the bridge took over.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TakenOver {
+    pub port: String,
+    /// The profile it was taken from.
+    pub uuid: String,
+    pub id: String,
+    /// What the bridge inherited: (NetworkManager property, value).
+    pub settings: Vec<(String, String)>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Memory {
     #[serde(default)]
     pub disabled: Vec<Disabled>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taken_over: Vec<TakenOver>,
+}
+
+impl Memory {
+    pub fn is_empty(&self) -> bool {
+        self.disabled.is_empty() && self.taken_over.is_empty()
+    }
 }
 
 /// The memory file as read: its content (empty when never written), and whether it held
@@ -42,21 +63,30 @@ pub struct Memory {
 pub struct Remembered {
     pub memory: Memory,
     pub unreadable: bool,
+    /// The file's text as read (`None`: no file), put back when a run rolls back.
+    pub raw: Option<String>,
 }
 
 impl Remembered {
     pub fn read(ctx: &mut Ctx, bridge: &str) -> Remembered {
-        let Some(text) = ctx.read_file(&path(bridge)) else {
-            return Remembered::default(); // never written
+        Remembered::from_text(ctx.read_file(&path(bridge)))
+    }
+
+    /// The memory a file with this text holds (`None`: no file, never written).
+    pub fn from_text(text: Option<String>) -> Remembered {
+        let Some(text) = text else {
+            return Remembered::default();
         };
         match serde_json::from_str(&text) {
             Ok(memory) => Remembered {
                 memory,
                 unreadable: false,
+                raw: Some(text),
             },
             Err(_) => Remembered {
                 memory: Memory::default(),
                 unreadable: true,
+                raw: Some(text),
             },
         }
     }

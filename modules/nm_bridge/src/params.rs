@@ -58,6 +58,12 @@ pub struct Params {
     pub autoconnect: Option<bool>,
     pub ipv4: Option<IpParams>,
     pub ipv6: Option<IpParams>,
+    /// The bridge takes over the IP configuration and MAC address of the port it takes
+    /// over (inherit.rs); explicit `ipv4`/`ipv6`/`mac` sub-options win.
+    pub inherit: bool,
+    /// Seconds after which NetworkManager rolls back a change that can cut the host off
+    /// unless this run has verified and committed it (guard.rs).
+    pub rollback_timeout: i64,
     pub state: State,
 }
 
@@ -125,12 +131,23 @@ pub fn spec() -> Spec {
                 "shared",
             ]),
         ))
+        .opt(Opt::bool("inherit").default(false))
+        .opt(
+            Opt::int("rollback_timeout")
+                .range(ROLLBACK_MIN, ROLLBACK_MAX)
+                .default(60),
+        )
         .opt(
             Opt::str("state")
                 .choices(&["present", "absent"])
                 .default("present"),
         )
 }
+
+/// Bounds of `rollback_timeout` (seconds): long enough to verify a change, short enough
+/// that a host cut off comes back soon.
+pub const ROLLBACK_MIN: i64 = 10;
+pub const ROLLBACK_MAX: i64 = 3600;
 
 fn bad(option: &str, what: impl std::fmt::Display) -> Error {
     Error::invalid(format!("option '{option}': {what}"))

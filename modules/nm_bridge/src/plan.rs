@@ -2,9 +2,13 @@
 //! (apply.rs), the diff and the return values. It never reads the host.
 
 use crate::apply::{Action, Ref, Repair};
+use crate::checkpoint::Taken;
 use crate::current::Current;
-use crate::memory::{Disabled, Memory};
+use crate::guard::{self, Guard};
+use crate::inherit::{self, Source};
+use crate::memory::{Disabled, Memory, TakenOver};
 use crate::params::{desired_bridge, norm_value, Params, PortProfiles, State, MAC_PROP, MTU_PROP};
+use crate::takeover;
 use kvmnet_nmcli::conn::Conn;
 use kvmnet_nmcli::is_port_of;
 use kvmnet_protocol::{Diff, Env, Error, Result};
@@ -22,6 +26,12 @@ pub struct Desired {
     /// `state: present`: the ports (the listed ones, or the existing ones when `ports` is
     /// not given).
     pub ports: Vec<PortTarget>,
+    /// `state: absent`: plain profiles made for ports whose old profile was deleted.
+    pub given_back: Vec<PortTarget>,
+    /// The change can cut the host off: it runs inside a checkpoint, and this must hold.
+    pub guard: Option<Guard>,
+    /// The checkpoint apply took (until verify commits or rolls back).
+    pub checkpoint: Option<Taken>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -44,10 +54,17 @@ pub struct PortTarget {
 }
 
 pub fn plan(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
-    match p.state {
-        State::Present => present(env, p, cur),
-        State::Absent => absent(env, p, cur),
+    if let Some(pending) = &cur.pending {
+        return Err(pending.error("taken by an earlier run that did not finish"));
     }
+    let mut plan = match p.state {
+        State::Present => present(env, p, cur)?,
+        State::Absent => absent(env, p, cur)?,
+    };
+    if let Some(text) = &cur.put_back {
+        takeover::put_back(env, p, text, &mut plan);
+    }
+    Ok(plan)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -208,9 +225,13 @@ fn foreign_controller(cur: &Current, name: &str, port: &str) -> Result<()> {
     .with("controller", m))
 }
 
-/// Refuse to take over a port that carries a global address the task does not decide.
+/// Refuse to take over a port that carries a global address the task does not decide
+/// (`inherit` decides: the bridge takes it over).
 fn check_addresses(p: &Params, cur: &Current, taken: &[String]) -> Result<()> {
     let name = &p.name;
+    if p.inherit {
+        return Ok(());
+    }
     for port in taken {
         let Some(l) = cur.link(port) else { continue };
         let of = |v6: bool| -> Vec<String> {
@@ -236,7 +257,7 @@ fn check_addresses(p: &Params, cur: &Current, taken: &[String]) -> Result<()> {
         }
         if !lost.is_empty() {
             return Err(Error::invalid(format!(
-                "refusing to make {port} a port of {name}: {port} carries {}, which it would lose (the host could lose its connection); set the bridge's {} explicitly to decide the bridge's addresses (for example the same address on {name}), or remove the address from {port} first",
+                "refusing to make {port} a port of {name}: {port} carries {}, which it would lose (the host could lose its connection); set inherit: true to move {port}'s IP configuration and MAC address to {name}, or set the bridge's {} explicitly to decide the bridge's addresses (for example the same address on {name}), or remove the address from {port} first",
                 lost.join(", "),
                 opts.join(" and ")
             ))
@@ -371,6 +392,8 @@ struct BridgeChange {
     reactivate: bool,
     /// Other settings: `nmcli dev reapply`.
     reapply: bool,
+    /// Its addresses, routes or MAC address change (guard.rs).
+    ip: bool,
 }
 
 fn create_bridge(p: &Params, ch: &Chosen, settings: &[(&'static str, String)]) -> BridgeChange {
@@ -408,6 +431,7 @@ fn modify_bridge(c: &Conn, conn_name: &str, settings: &[(&'static str, String)])
             continue;
         }
         changes.push((k.to_string(), v.clone()));
+        bc.ip |= *k == MAC_PROP || k.starts_with("ipv4.") || k.starts_with("ipv6.");
         if *k == MAC_PROP {
             bc.reactivate = true;
             if !norm_value(MAC_PROP, c.p.get("bridge.mac-address").unwrap_or("")).is_empty() {
@@ -720,10 +744,11 @@ fn remove_and_remember(
     cur: &Current,
     name: &str,
     removed: &[&Conn],
-    disabled: Vec<Disabled>,
+    remember: (Vec<Disabled>, Option<TakenOver>),
     plan: &mut Plan,
 ) {
-    if disabled.is_empty() && removed.is_empty() {
+    let (disabled, taken_over) = remember;
+    if disabled.is_empty() && removed.is_empty() && taken_over.is_none() {
         return;
     }
     if let Some(w) = cur.remembered.warning(name) {
@@ -744,6 +769,7 @@ fn remove_and_remember(
             let (back, keep): (Vec<Disabled>, Vec<Disabled>) =
                 m.disabled.drain(..).partition(|d| d.port == port);
             m.disabled = keep;
+            m.taken_over.retain(|t| t.port != port);
             restores.extend(back);
         }
     }
@@ -753,6 +779,10 @@ fn remove_and_remember(
         if !m.disabled.iter().any(|x| x.uuid == d.uuid) {
             m.disabled.push(d);
         }
+    }
+    if let Some(t) = taken_over {
+        m.taken_over.retain(|x| x.port != t.port);
+        m.taken_over.push(t);
     }
     if m != before || !restores.is_empty() {
         save(name, &m, plan);
@@ -788,7 +818,7 @@ fn restore(cur: &Current, restores: &[Disabled], plan: &mut Plan) {
 
 /// Write the memory file, or remove it when it would be empty.
 fn save(name: &str, m: &Memory, plan: &mut Plan) {
-    if m.disabled.is_empty() {
+    if m.is_empty() {
         plan.push(Action::Forget {
             bridge: name.to_string(),
         });
@@ -856,11 +886,6 @@ fn present(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
         env.warn(w);
     }
     check_conn_name(cur, name, &ch)?;
-    let settings = desired_bridge(p);
-    let bc = match ch.conn {
-        None => create_bridge(p, &ch, &settings),
-        Some(c) => modify_bridge(c, &ch.conn_name, &settings),
-    };
     let pps = match &list {
         Some(l) => analyse_ports(p, cur, &ch, l),
         None => Vec::new(),
@@ -869,24 +894,82 @@ fn present(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
     let taken = taken(&pps);
     check_addresses(p, cur, &taken)?;
     check_managed(cur, name, &taken)?;
-
-    let mut plan = Plan::new(desired(p, cur, &ch, &pps, settings, list.is_some()));
-    plan.actions.extend(bc.action.clone());
-    plan.diffs.extend(bc.diff.clone());
-    let comp = compete(p, &pps);
-    plan.actions.extend(comp.actions);
-    plan.diffs.extend(comp.diffs);
-    for pp in &pps {
-        port_step(cur, p, &ch, pp, bc.reactivate, &mut plan);
-    }
+    let source = match p.inherit {
+        true => inherit::source(cur, name, &taken)?,
+        false => None,
+    };
+    let settings = match &source {
+        Some(s) => inherit::merge(p, desired_bridge(p), s),
+        None => desired_bridge(p),
+    };
+    let bc = match ch.conn {
+        None => create_bridge(p, &ch, &settings),
+        Some(c) => modify_bridge(c, &ch.conn_name, &settings),
+    };
     let removed = match &list {
         Some(l) => removals(cur, &ch, name, l),
         None => Vec::new(),
     };
-    remove_and_remember(env, cur, name, &removed, comp.disabled, &mut plan);
-    activate(&ch, name, &pps, &bc, &mut plan);
+    let desired = desired(p, cur, &ch, &pps, settings.clone(), list.is_some());
+    let mut plan = Plan::new(desired);
+    let parts = Parts {
+        ch: &ch,
+        pps: &pps,
+        bc: &bc,
+        removed: &removed,
+        source: source.as_ref(),
+    };
+    present_steps(env, p, cur, &parts, &mut plan);
+    let touched = guard::Touched {
+        taken: &taken,
+        leaving: removed.iter().filter_map(|c| cur.port_of(c)).collect(),
+        bridge_ip: bc.ip,
+        settings: &settings,
+        method_now: ch.conn.and_then(|c| c.p.get("ipv4.method")),
+        source: source.as_ref(),
+    };
+    if let Some(g) = guard::present(p, cur, &touched) {
+        takeover::guarded(env, cur, g, &mut plan);
+    }
+    takeover::values(env, p, source.as_ref(), &mut plan);
     set_values(&mut plan);
     Ok(plan)
+}
+
+/// What present() has decided, for the steps.
+struct Parts<'a> {
+    ch: &'a Chosen<'a>,
+    pps: &'a [PortPlan<'a>],
+    bc: &'a BridgeChange,
+    removed: &'a [&'a Conn],
+    source: Option<&'a Source<'a>>,
+}
+
+fn present_steps(env: &mut Env, p: &Params, cur: &Current, x: &Parts, plan: &mut Plan) {
+    plan.actions.extend(x.bc.action.clone());
+    plan.diffs.extend(x.bc.diff.clone());
+    let comp = compete(p, x.pps);
+    plan.actions.extend(comp.actions);
+    plan.diffs.extend(comp.diffs);
+    for pp in x.pps {
+        port_step(cur, p, x.ch, pp, x.bc.reactivate, plan);
+    }
+    let taken_over = x.source.and_then(|s| {
+        let c = s.conn?;
+        Some(TakenOver {
+            port: s.port.clone(),
+            uuid: c.uuid.clone(),
+            id: c.id().to_string(),
+            settings: s
+                .settings()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        })
+    });
+    let remember = (comp.disabled, taken_over);
+    remove_and_remember(env, cur, &p.name, x.removed, remember, plan);
+    activate(x.ch, &p.name, x.pps, x.bc, plan);
 }
 
 fn warn_held(env: &mut Env, name: &str, pps: &[PortPlan]) {
@@ -941,6 +1024,7 @@ fn desired(
             settings,
         },
         ports,
+        ..Desired::default()
     }
 }
 
@@ -950,6 +1034,16 @@ fn desired(
 pub fn set_values(plan: &mut Plan) {
     let d = &plan.desired;
     if !d.present {
+        let back: Vec<Value> = d
+            .given_back
+            .iter()
+            .map(|t| json!({"name": t.name, "uuid": t.uuid, "conn_name": t.conn_name}))
+            .collect();
+        if let Some(Value::Array(r)) = plan.result.get_mut("restored") {
+            let keep = r.len() - back.len().min(r.len());
+            r.truncate(keep);
+            r.extend(back);
+        }
         return;
     }
     let bridge = json!({"name": d.name, "uuid": d.bridge.uuid, "conn_name": d.bridge.conn_name});
@@ -987,6 +1081,47 @@ fn fill(v: &mut Value, placeholder: &str, uuid: &str) {
 
 fn absent(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
     let name = p.name.as_str();
+    let mut plan = Plan::new(Desired {
+        name: name.to_string(),
+        ..Desired::default()
+    });
+    delete_all(cur, name, &mut plan);
+    if let Some(w) = cur.remembered.warning(name) {
+        env.warn(w);
+    }
+    let memory = &cur.remembered.memory;
+    let mut back = Vec::new();
+    if !memory.is_empty() {
+        restore(cur, &memory.disabled, &mut plan);
+        back = give_back(cur, memory, &mut plan);
+        save(name, &Memory::default(), &mut plan);
+    }
+    plan.set(
+        "bridge",
+        json!({"name": name, "uuid": Value::Null, "conn_name": Value::Null}),
+    );
+    plan.set("ports", json!([]));
+    let mut restored: Vec<Value> = memory
+        .disabled
+        .iter()
+        .filter(|d| cur.conn(&d.uuid).is_some())
+        .map(|d| json!({"name": d.port, "uuid": d.uuid, "conn_name": d.id}))
+        .collect();
+    for t in &plan.desired.given_back {
+        restored.push(json!({"name": t.name, "uuid": t.uuid, "conn_name": t.conn_name}));
+    }
+    plan.set("restored", Value::Array(restored));
+    if let Some(g) = guard::absent(p, cur, &back) {
+        takeover::guarded(env, cur, g, &mut plan);
+    }
+    if !plan.changed() {
+        plan.msg = Some(format!("no bridge profile for {name}: nothing to remove"));
+    }
+    Ok(plan)
+}
+
+/// Delete every bridge profile for the interface and their port profiles, in one call.
+fn delete_all(cur: &Current, name: &str, plan: &mut Plan) {
     let cands = cur.conns.bridges_for(name);
     let ports: Vec<&Conn> = cur
         .conns
@@ -994,10 +1129,6 @@ fn absent(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
         .iter()
         .filter(|c| !c.external && cands.iter().any(|bc| is_port_of(c, bc, name)))
         .collect();
-    let mut plan = Plan::new(Desired {
-        name: name.to_string(),
-        ..Desired::default()
-    });
     let all: Vec<&Conn> = cands.iter().chain(ports.iter()).copied().collect();
     for c in &all {
         let keys: Vec<&str> = if c.kind() == "bridge" {
@@ -1014,28 +1145,68 @@ fn absent(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
             ids: all.iter().map(|c| c.id().to_string()).collect(),
         });
     }
-    if let Some(w) = cur.remembered.warning(name) {
-        env.warn(w);
+}
+
+/// The IP settings a given-back profile defines, as guard.rs reads them.
+const GIVEN_BACK_KEYS: &[&str] = &[
+    "ipv4.method",
+    "ipv4.addresses",
+    "ipv6.method",
+    "ipv6.addresses",
+];
+
+/// The ports `state: absent` gives a profile back: the ones switched off (restore()
+/// activates them), and, for a port whose profile the bridge took over and that was
+/// deleted since, a plain profile carrying what the bridge had inherited.
+fn give_back<'a>(cur: &'a Current, m: &'a Memory, plan: &mut Plan) -> Vec<guard::GivenBack<'a>> {
+    let mut back = Vec::new();
+    for d in m.disabled.iter().filter(|d| d.was_active) {
+        let Some(c) = cur.conn(&d.uuid) else { continue };
+        let settings = GIVEN_BACK_KEYS
+            .iter()
+            .filter_map(|k| Some((*k, norm_value(k, c.p.get(k)?))))
+            .collect();
+        back.push(guard::GivenBack {
+            port: d.port.clone(),
+            settings,
+        });
     }
-    let memory = &cur.remembered.memory;
-    if !memory.disabled.is_empty() {
-        restore(cur, &memory.disabled, &mut plan);
-        save(name, &Memory::default(), &mut plan);
+    for t in &m.taken_over {
+        if cur.conn(&t.uuid).is_some() || back.iter().any(|b| b.port == t.port) {
+            continue;
+        }
+        let after: Map<String, Value> = t
+            .settings
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        plan.diffs.push(Diff::new(header(&t.id), "", after));
+        plan.push(Action::GiveBack {
+            port: t.port.clone(),
+            conn_name: t.id.clone(),
+            settings: t.settings.clone(),
+        });
+        plan.push(Action::ActivateGivenBack {
+            profile: Ref::NewProfile {
+                port: t.port.clone(),
+                conn_name: t.id.clone(),
+            },
+            port: t.port.clone(),
+        });
+        plan.desired.given_back.push(PortTarget {
+            name: Some(t.port.clone()),
+            uuid: None,
+            conn_name: t.id.clone(),
+            active: true,
+        });
+        back.push(guard::GivenBack {
+            port: t.port.clone(),
+            settings: t
+                .settings
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.clone()))
+                .collect(),
+        });
     }
-    plan.set(
-        "bridge",
-        json!({"name": name, "uuid": Value::Null, "conn_name": Value::Null}),
-    );
-    plan.set("ports", json!([]));
-    let restored: Vec<Value> = memory
-        .disabled
-        .iter()
-        .filter(|d| cur.conn(&d.uuid).is_some())
-        .map(|d| json!({"name": d.port, "uuid": d.uuid, "conn_name": d.id}))
-        .collect();
-    plan.set("restored", Value::Array(restored));
-    if !plan.changed() {
-        plan.msg = Some(format!("no bridge profile for {name}: nothing to remove"));
-    }
-    Ok(plan)
+    back
 }

@@ -6,7 +6,7 @@
 
 use crate::NmBridge;
 use kvmnet_protocol::testing::{run_cases, run_module, FakeRunner};
-use kvmnet_protocol::{Module, Output};
+use kvmnet_protocol::{BusCall, Module, Output};
 use serde_json::json;
 
 #[test]
@@ -147,25 +147,49 @@ fn adopted_reads(r: FakeRunner, port_row: &str, addr: &str) -> FakeRunner {
         .expect(ADDR, Output::ok(addr))
 }
 
+const NM: &str = "org.freedesktop.NetworkManager";
+const NM_PATH: &str = "/org/freedesktop/NetworkManager";
+const CP: &str = "/org/freedesktop/NetworkManager/Checkpoint/1";
+const ROUTES: &[&str] = &["ip", "-j", "route", "show", "table", "all", "default"];
+
+fn nm_call(member: &str, args: Vec<serde_json::Value>) -> BusCall {
+    BusCall::new(NM, NM_PATH, NM, member, args)
+}
+
+/// The port profile is down and ens32 out of the bridge; it is activated but stays
+/// "activating". `addr` is what the kernel has (the adopted host, or that host with
+/// `br0`'s address taken away).
+fn port_stays_activating(mut r: FakeRunner, addr: &str) -> FakeRunner {
+    let out_of_bridge = addr.replacen("\"master\":\"br0\",", "", 1);
+    assert_ne!(out_of_bridge, addr);
+    r = adopted_reads(r, ":", &out_of_bridge).expect(
+        &["nmcli", "-t", "-f", "DEVICE,STATE", "device"],
+        Output::ok(include_str!("../tests/data/adopted.dev")),
+    );
+    r
+}
+
+fn activate_port(r: FakeRunner) -> FakeRunner {
+    r.expect(
+        &["nmcli", "con", "up", "uuid", PORT],
+        Output::ok("Connection successfully activated (D-Bus active path: /org/freedesktop/NetworkManager/ActiveConnection/7)\n"),
+    )
+}
+
 #[test]
 fn verify_gives_up_after_20_seconds_on_the_clock() {
-    // The port profile is down and ens32 out of the bridge; it is activated but stays
-    // "activating": verify reads again every 250 ms of the test double's clock (which
-    // never sleeps) and gives up at 20 s: 81 rounds.
-    let adopted = include_str!("../tests/data/adopted.addr.json");
-    let out_of_bridge = adopted.replacen("\"master\":\"br0\",", "", 1);
-    assert_ne!(out_of_bridge, adopted);
-    let mut r = adopted_reads(FakeRunner::new(), ":", &out_of_bridge)
-        .expect(
-            &["nmcli", "-t", "-f", "DEVICE,STATE", "device"],
-            Output::ok(include_str!("../tests/data/adopted.dev")),
-        )
-        .expect(
-            &["nmcli", "con", "up", "uuid", PORT],
-            Output::ok("Connection successfully activated (D-Bus active path: /org/freedesktop/NetworkManager/ActiveConnection/7)\n"),
-        );
+    // A bridge without addresses: nothing can cut the host off, no checkpoint. Verify
+    // reads again every 250 ms of the test double's clock (which never sleeps) and gives
+    // up at 20 s: 81 rounds.
+    let addr = include_str!("../tests/data/adopted.addr.json")
+        .replace(r#"{"family":"inet","local":"192.0.2.10","prefixlen":24,"broadcast":"192.0.2.255","scope":"global","noprefixroute":true,"label":"br0","valid_life_time":4294967295,"preferred_life_time":4294967295}"#, "");
+    assert!(
+        !addr.contains("192.0.2.10"),
+        "the capture changed: adapt the test"
+    );
+    let mut r = activate_port(port_stays_activating(FakeRunner::new(), &addr));
     for _ in 0..81 {
-        r = adopted_reads(r, "ens32:activating", adopted);
+        r = adopted_reads(r, "ens32:activating", &addr);
     }
     let r = run_module::<NmBridge>(json!({"name": "br0", "ports": ["ens32"], "stp": false}), r);
     assert_eq!(r.rc, 1, "{}", r.json);
@@ -176,4 +200,63 @@ fn verify_gives_up_after_20_seconds_on_the_clock() {
         "{msg}"
     );
     assert_eq!(r.json["changed"], json!(true));
+}
+
+#[test]
+fn a_change_not_verified_in_the_checkpoint_window_is_rolled_back() {
+    // br0 carries 192.0.2.10/24, so taking ens32 into it runs inside a checkpoint (60 s):
+    // verify tries for 45 s (181 rounds of 250 ms on the test double's clock), then rolls
+    // back at once, puts back what NetworkManager does not (the marker), and sees br0's
+    // address back.
+    let addr = include_str!("../tests/data/adopted.addr.json");
+    let dev = |n: &str| format!("/org/freedesktop/NetworkManager/Devices/{n}");
+    let mut r = port_stays_activating(FakeRunner::new(), addr)
+        .expect(ROUTES, Output::ok("[]\n"))
+        .expect_bus(
+            nm_call("GetDeviceByIpIface", vec![json!("br0")]),
+            Ok(vec![json!(dev("5"))]),
+        )
+        .expect_bus(
+            nm_call("GetDeviceByIpIface", vec![json!("ens32")]),
+            Ok(vec![json!(dev("2"))]),
+        )
+        .file("/proc/uptime", "4140.90 2338.80\n")
+        .expect_bus(
+            nm_call(
+                "CheckpointCreate",
+                vec![json!([dev("5"), dev("2")]), json!(60), json!(2)],
+            ),
+            Ok(vec![json!(CP)]),
+        )
+        .expect(
+            &["mkdir", "-p", "-m", "0700", "/run/kvmnet/nm_bridge"],
+            Output::ok(""),
+        );
+    r = r.expect_stdin(
+        &["tee", "/run/kvmnet/nm_bridge/br0.checkpoint"],
+        &format!("{{\"checkpoint\":\"{CP}\",\"rollback_at_ms\":4200900}}\n"),
+        Output::ok(""),
+    );
+    r = activate_port(r);
+    for _ in 0..181 {
+        r = adopted_reads(r, "ens32:activating", addr);
+    }
+    r = r
+        .expect_bus(
+            nm_call("CheckpointRollback", vec![json!(CP)]),
+            Ok(vec![json!({dev("5"): 0, dev("2"): 0})]),
+        )
+        .expect(
+            &["rm", "-f", "/run/kvmnet/nm_bridge/br0.checkpoint"],
+            Output::ok(""),
+        );
+    r = adopted_reads(r, ":", addr);
+    let r = run_module::<NmBridge>(json!({"name": "br0", "ports": ["ens32"], "stp": false}), r);
+    assert_eq!(r.rc, 1, "{}", r.json);
+    assert_eq!(r.json["changed"], json!(false), "rolled back: {}", r.json);
+    assert_eq!(r.json["error_kind"], json!("verification_failed"));
+    assert_eq!(
+        r.json["msg"],
+        json!("the host was not verified reachable within 45 s: ens32: port profile 'bridge-slave-ens32' is not activated (state 'activating'); rolled back: NetworkManager restored br0, ens32 to their state before this run; br0 holds 192.0.2.10/24 again")
+    );
 }

@@ -1,7 +1,10 @@
 //! After a real change: re-read NetworkManager and the kernel (2 nmcli + 1 ip per round)
 //! until what `plan.desired` holds is in effect (activation is asynchronous), or report
-//! what is not, by dotted path.
+//! what is not, by dotted path. A change inside a checkpoint must also leave the host
+//! reachable (reach.rs: one more `ip` and an ARP probe per round), within the checkpoint's
+//! timeout less a margin; then it is committed, else rolled back at once.
 
+use crate::checkpoint;
 use crate::current::{read_host, Current};
 use crate::params::{norm_cidr, Params, MAC_PROP, MTU_PROP};
 use crate::plan::{current, set_values, Desired, Plan};
@@ -17,42 +20,74 @@ const WAIT: Duration = Duration::from_secs(20);
 const STEP: Duration = Duration::from_millis(250);
 
 pub fn verify(ctx: &mut Ctx, p: &Params, plan: &mut Plan) -> Result<()> {
-    let start = ctx.now();
+    match verify_in_effect(ctx, p, plan) {
+        Ok(()) => checkpoint::commit(ctx, plan),
+        Err(e) => Err(checkpoint::roll_back(ctx, plan, e)),
+    }
+}
+
+/// How long to wait, from when.
+fn window(ctx: &Ctx, plan: &Plan) -> (Duration, Duration) {
+    match &plan.desired.checkpoint {
+        Some(t) => (t.started, t.verify_for()),
+        None => (ctx.now(), WAIT),
+    }
+}
+
+fn verify_in_effect(ctx: &mut Ctx, p: &Params, plan: &mut Plan) -> Result<()> {
+    let (start, wait) = window(ctx, plan);
+    let mut settled_at: Option<Duration> = None;
     loop {
         let cur = read_host(ctx)?;
         let want = &plan.desired;
-        let problems = if want.present {
+        let mut problems = if want.present {
             check_present(p, &cur, want)
         } else {
             check_absent(&want.name, &cur)
         };
+        let elapsed = ctx.now().saturating_sub(start);
+        if !want.present && problems.iter().all(|x| x.starts_with("kernel:")) {
+            // The profiles are gone; a bridge link NetworkManager did not create may stay.
+            let since = *settled_at.get_or_insert(elapsed);
+            if !problems.is_empty() && (elapsed >= wait || elapsed.saturating_sub(since) >= WAIT) {
+                ctx.warn(format!(
+                    "{} (NetworkManager did not remove it)",
+                    problems.join("; ")
+                ));
+                problems.clear();
+            }
+        }
         if problems.is_empty() {
-            if want.present {
+            if let Some(g) = &plan.desired.guard {
+                problems = crate::reach::check(ctx, &cur, &g.reach)?;
+            }
+        }
+        if problems.is_empty() {
+            if plan.desired.present {
                 refresh(&cur, plan);
             }
             return Ok(());
         }
-        if ctx.now().saturating_sub(start) >= WAIT {
-            return give_up(ctx, want.present, problems);
+        if elapsed >= wait {
+            return Err(give_up(plan, wait, problems));
         }
         ctx.sleep(STEP);
     }
 }
 
-fn give_up(ctx: &mut Ctx, present: bool, problems: Vec<String>) -> Result<()> {
-    if !present && problems.iter().all(|x| x.starts_with("kernel:")) {
-        // The profiles are gone; a bridge link NM did not create stays.
-        ctx.warn(format!(
-            "{} (NetworkManager did not remove it)",
+fn give_up(plan: &Plan, wait: Duration, problems: Vec<String>) -> Error {
+    match plan.desired.checkpoint.is_some() {
+        true => Error::verification(format!(
+            "the host was not verified reachable within {} s: {}",
+            wait.as_secs(),
             problems.join("; ")
-        ));
-        return Ok(());
+        )),
+        false => Error::verification(format!(
+            "changes were applied but are not in effect after {} s: {}",
+            wait.as_secs(),
+            problems.join("; ")
+        )),
     }
-    Err(Error::verification(format!(
-        "changes were applied but are not in effect after {} s: {}",
-        WAIT.as_secs(),
-        problems.join("; ")
-    )))
 }
 
 fn check_present(p: &Params, cur: &Current, want: &Desired) -> Vec<String> {

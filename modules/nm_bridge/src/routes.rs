@@ -1,0 +1,75 @@
+//! The host's default routes, both families in one `ip -j route show table all default`
+//! (iproute2 5.10, 6.1 and 6.15 print the same JSON). Read only by a run that changes
+//! something that could cut the host off (current.rs decides), and by its verification.
+//!
+//! (A reader of the kernel's routes belongs in the shared `kvmnet_iproute` crate once a
+//! second module needs one.)
+
+use kvmnet_protocol::{Ctx, Error, Result};
+use serde::Deserialize;
+
+pub const DEFAULT_ROUTES_ARGV: &[&str] = &["ip", "-j", "route", "show", "table", "all", "default"];
+
+/// One default route.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DefaultRoute {
+    pub dev: String,
+    pub gateway: Option<String>,
+    /// Absent for the main table.
+    pub table: Option<String>,
+    pub metric: Option<u32>,
+    /// Router preference: IPv6 routes only.
+    pub pref: Option<String>,
+}
+
+impl DefaultRoute {
+    /// An IPv6 route (the JSON names no family: a route's gateway or its router
+    /// preference tells).
+    pub fn v6(&self) -> bool {
+        self.pref.is_some() || self.gateway.as_deref().is_some_and(|g| g.contains(':'))
+    }
+}
+
+/// Parse what `ip -j route show table all default` prints: the main table's default
+/// routes (other tables belong to policy routing this module does not manage).
+pub fn parse(json: &str) -> Result<Vec<DefaultRoute>> {
+    let text = json.trim();
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all: Vec<DefaultRoute> = serde_json::from_str(text)
+        .map_err(|e| Error::bug(format!("cannot read `ip -j route` output: {e}")))?;
+    Ok(all
+        .into_iter()
+        .filter(|r| r.table.as_deref().is_none_or(|t| t == "main"))
+        .collect())
+}
+
+pub fn read(ctx: &mut Ctx) -> Result<Vec<DefaultRoute>> {
+    parse(&ctx.read(DEFAULT_ROUTES_ARGV)?.stdout)
+}
+
+/// The preferred IPv4 default route (lowest metric).
+pub fn v4(routes: &[DefaultRoute]) -> Option<&DefaultRoute> {
+    routes
+        .iter()
+        .filter(|r| !r.v6())
+        .min_by_key(|r| r.metric.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_families_and_only_the_main_table() {
+        // NM 1.42 / iproute2 6.1 in a lab: a DHCP default route on ens32, a hand-made IPv6
+        // one, and one in a policy table.
+        let r = parse(r#"[{"dst":"default","gateway":"198.51.100.1","dev":"ens32","protocol":"dhcp","prefsrc":"198.51.100.182","metric":100,"flags":[]},{"dst":"default","gateway":"fe80::1","dev":"ens32","metric":2000,"flags":[],"pref":"medium"},{"dst":"default","table":"100","gateway":"192.0.2.1","dev":"ens33","flags":[]}]"#).unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(v4(&r).unwrap().gateway.as_deref(), Some("198.51.100.1"));
+        assert!(r[1].v6());
+        assert!(parse("[]\n").unwrap().is_empty());
+        assert!(parse("").unwrap().is_empty());
+    }
+}
