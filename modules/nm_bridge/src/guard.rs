@@ -7,7 +7,9 @@
 //! - a port that carries one joins the bridge (the uplink takeover), or a port leaves a
 //!   bridge that carries one;
 //! - the addresses, routes or MAC address of a bridge that carries one change;
-//! - `state: absent` removes a bridge that carries one (giving its ports back).
+//! - `state: absent` removes a bridge that carries one and gives a port back its profile
+//!   (a switched-off one, or a plain one carrying what the bridge inherited). Removing a
+//!   bridge that gives nothing back stays a plain deletion, as asked.
 //!
 //! After such a change, verify must see, before it commits: the expected addresses on the
 //! device that now holds the host's identity (static ones, and the DHCP lease the port
@@ -182,11 +184,12 @@ pub struct GivenBack<'a> {
     pub settings: Vec<(&'a str, String)>,
 }
 
-/// The guard of a `state: absent` change, if the bridge carries a global address.
+/// The guard of a `state: absent` change, if the bridge carries a global address and a
+/// port gets its profile back.
 pub fn absent(p: &Params, cur: &Current, back: &[GivenBack]) -> Option<Guard> {
     let name = p.name.as_str();
     let carrying = carriers(cur, &[name.to_string()]);
-    if carrying.is_empty() {
+    if carrying.is_empty() || back.is_empty() {
         return None;
     }
     let mut devices = vec![name.to_string()];
@@ -196,18 +199,14 @@ pub fn absent(p: &Params, cur: &Current, back: &[GivenBack]) -> Option<Guard> {
             .filter(|l| l.master.as_deref() == Some(name))
             .map(|l| l.ifname.clone()),
     );
-    let reach = match back.first() {
-        Some(b) => {
-            let method = setting(&b.settings, "ipv4.method").unwrap_or("auto");
-            Reach {
-                device: b.port.clone(),
-                addresses: static_addresses(&b.settings),
-                any_v4: matches!(method, "auto" | "manual")
-                    && carrying.iter().any(|(_, a)| a.iter().any(|x| is_v4(x))),
-                ..Reach::default()
-            }
-        }
-        None => Reach::default(),
+    let b = &back[0];
+    let method = setting(&b.settings, "ipv4.method").unwrap_or("auto");
+    let reach = Reach {
+        device: b.port.clone(),
+        addresses: static_addresses(&b.settings),
+        any_v4: matches!(method, "auto" | "manual")
+            && carrying.iter().any(|(_, a)| a.iter().any(|x| is_v4(x))),
+        ..Reach::default()
     };
     Some(Guard {
         devices: dedup(devices),

@@ -1,12 +1,22 @@
 //! kvmnet.network.nm_bridge — a NetworkManager bridge and its ports as declared state.
 //!
 //! read: 2 nmcli calls (the profile list, then every profile's settings in one `con show`)
-//! and one `ip -j -d addr show`; the memory file under /var/lib/kvmnet/nm_bridge is read
-//! directly (no process). A no-change run starts THREE processes. Only a run that takes a
-//! port into the bridge asks NetworkManager for its devices (one more nmcli).
+//! and one `ip -j -d addr show`; the memory file under /var/lib/kvmnet/nm_bridge and the
+//! pending-checkpoint marker under /run/kvmnet/nm_bridge are read directly (no process).
+//! A no-change run starts THREE processes and opens no D-Bus connection. Only a run that
+//! takes a port into the bridge asks NetworkManager for its devices (one more nmcli); only
+//! while a marker says an interrupted run's checkpoint may be pending is NetworkManager
+//! asked about it over D-Bus.
 //! plan: nmcli commands by UUID; a profile this run creates gets its UUID from
-//! NetworkManager's answer, shown as `<uuid of NAME>` in the planned commands.
-//! verify: 2 nmcli + 1 ip per round until NetworkManager and the kernel agree (at most 20 s).
+//! NetworkManager's answer, shown as `<uuid of NAME>` in the planned commands. `inherit`
+//! hands the bridge the IP configuration and MAC address of the port it takes over.
+//! apply: a change that can cut the host off (guard.rs) runs inside a NetworkManager
+//! checkpoint: one `ip -j route show table all default`, D-Bus calls for the devices and
+//! the checkpoint, a marker file; a failing step rolls back at once.
+//! verify: 2 nmcli + 1 ip per round until NetworkManager and the kernel agree (at most
+//! 20 s); inside a checkpoint also one `ip route` and an ARP probe of the gateway per round
+//! until the host is reachable (at most the rollback timeout less a margin), then commit
+//! (D-Bus) or roll back.
 
 mod apply;
 mod arp;
