@@ -1,15 +1,21 @@
-"""Watch a lab host from the far side of its LAN: a bounded loop of TCP connects to its ssh
-port, reporting how long it did not answer (standard library only).
+"""Watch a lab host from the far side of its LAN: a bounded loop of TCP connects to it,
+reporting how long it did not answer (standard library only).
 
 Run in the lab's wire namespace (`Lab.wire_argv`), where the LAN's DHCP server lives:
 
-    python3 tests/lanwatch.py ADDRESS [--port 22] [--max 300] [--stop FILE]
+    python3 tests/lanwatch.py ADDRESS [--port 9] [--max 300] [--stop FILE]
 
 It connects every 0.1 s (each attempt waits at most 0.3 s), until FILE exists or `--max`
 seconds passed, then prints one JSON object: attempts, failures, the windows during which
-no connect succeeded (start and length in seconds from the start), and the longest.
+the host did not answer (start and length in seconds from the start), and the longest.
 `Watch` runs it in the background from a test. Speed belongs to bench/: the tests print
-these windows, they do not assert on them."""
+these windows, they do not assert on them.
+
+The host answers a connect with a completed handshake (a listening port) or a reset (a
+closed one): both prove its address is reachable. By default the watcher connects to a
+closed port (9), not to sshd: OpenSSH 9.8 and later (Debian 13's 10.0) penalise a source
+address that connects without authenticating (PerSourcePenalties, on by default) by
+refusing it for a while, and the watcher shares its address with the controller's ssh."""
 
 import argparse
 import json
@@ -22,9 +28,12 @@ import time
 
 
 def attempt(address, port, timeout=0.3):
+    """Whether the host answered: a connection, or a reset from a closed port."""
     try:
         with socket.create_connection((address, port), timeout=timeout):
             return True
+    except ConnectionRefusedError:
+        return True
     except OSError:
         return False
 
@@ -57,7 +66,7 @@ class Watch:
     """Run the watcher in a lab's wire namespace in the background: `with Watch(lab, addr) as
     w: ...; w.result` (the dict above)."""
 
-    def __init__(self, lab, address, port=22, limit=600):
+    def __init__(self, lab, address, port=9, limit=600):
         self.lab, self.address, self.port, self.limit = lab, address, port, limit
         self.result = None
 
@@ -87,7 +96,7 @@ class Watch:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("address")
-    ap.add_argument("--port", type=int, default=22)
+    ap.add_argument("--port", type=int, default=9)
     ap.add_argument("--max", type=float, default=300)
     ap.add_argument("--stop")
     a = ap.parse_args()
