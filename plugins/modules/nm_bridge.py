@@ -28,10 +28,23 @@ description:
     kernel (the bridge exists, each port's master is the bridge, requested STP, forward delay, priority, MTU,
     MAC and addresses in effect). Settings changed on an active bridge reach the kernel through
     C(nmcli dev reapply); a MAC change re-activates the bridge and its ports.
-  - Reads the host with two C(nmcli) calls and one C(ip -j -d addr show) when nothing has to change.
+  - Reads the host with two C(nmcli) calls and one C(ip -j -d addr show) when nothing has to change, and opens
+    no D-Bus connection then.
+  - Moves a remote host's only uplink into the bridge over that same link without losing the host. With
+    I(inherit=true) the bridge takes over what the NIC carries - the IP configuration of the profile active on
+    it and its MAC address - so the host keeps its address (a DHCP server hands the bridge the same lease).
+  - Every change that can cut the host off runs inside a NetworkManager checkpoint (D-Bus
+    C(CheckpointCreate) of the devices involved) - a port that carries a global address joins the bridge, a
+    port leaves a bridge that carries one, the addresses, routes or MAC address of a bridge that carries one
+    change, I(state=absent) gives a port its profile back. The module then verifies that the host is
+    reachable - the expected addresses on the bridge (the DHCP lease the port had), a default route of each
+    family there was one of, and the IPv4 gateway answering an ARP request on the bridge (no C(ping) or
+    C(arping) needed) - and commits. If any of that does not hold within the timeout, it rolls back at once
+    and fails, saying so and what did not hold (C(changed=false)). If the module is killed or the controller
+    goes away before it commits, NetworkManager rolls back by itself after I(rollback_timeout) seconds.
   - Refuses, before changing anything, to make a port of a NIC that carries a global IPv4 or IPv6 address
-    unless the task sets the bridge's I(ipv4) (for IPv4 addresses) or I(ipv6) (for IPv6 addresses), since the
-    host could lose its connection.
+    unless the task sets I(inherit) or the bridge's I(ipv4) (for IPv4 addresses) or I(ipv6) (for IPv6
+    addresses), since the host could lose its connection.
 options:
   name:
     description:
@@ -88,9 +101,39 @@ options:
   autoconnect:
     description: Autoconnect of the bridge profile and of its port profiles (C(connection.autoconnect)).
     type: bool
+  inherit:
+    description:
+      - The bridge takes over what the port it takes in carries, so that the host keeps its identity on the LAN.
+        From the profile active on the port, its IP configuration (the C(ipv4.*) and C(ipv6.*) properties
+          that are not at NetworkManager's default - method, addresses, gateway, routes, route metric and table,
+          routing rules, DNS servers, search domains and options, the C(ignore-auto-*), C(never-default) and
+          C(may-fail) flags, the DHCP client settings such as C(dhcp-client-id), C(dhcp-hostname), C(dhcp-iaid)
+          and C(dhcp-duid), IPv6 address generation and privacy); from the kernel, the port's MAC address
+          (C(802-3-ethernet.cloned-mac-address) of the bridge), so a DHCP server hands back the same lease and
+          switches' port security keeps working.
+      - Only one port may carry addresses. The sub-options given in I(ipv4) and I(ipv6), and I(mac), win one
+        by one (I(ipv4={dns=[...]}) replaces only the DNS servers); an explicit method that takes no addresses
+        (C(disabled), C(link-local), C(ignore)) takes nothing of that family.
+      - What the bridge inherited is remembered in C(/var/lib/kvmnet/nm_bridge/<name>.json), so that
+        I(state=absent) can give the port a plain profile carrying it when its own profile was deleted
+        (I(port_profiles=delete)).
+      - A port already in the bridge carries nothing to inherit; a rerun on a bridge that holds what it
+        inherited reports no change.
+    type: bool
+    default: false
+  rollback_timeout:
+    description:
+      - Seconds, 10 to 3600, after which NetworkManager rolls back a change that can cut the host off unless
+        the module has verified the host reachable and committed the change. The module verifies for up to
+        the timeout less a margin (a quarter of it, 3 to 15 s) and then rolls back itself.
+      - With STP on (NetworkManager's default for new bridges) a new bridge forwards only after about 30 s
+        (twice the forward delay); keep the default 60 or more then.
+    type: int
+    default: 60
   ipv4:
     description:
-      - IPv4 settings of the bridge. Only the sub-options given are compared.
+      - IPv4 settings of the bridge. Only the sub-options given are compared; with I(inherit), the others come
+        from the port the bridge takes over.
     type: dict
     suboptions:
       method:
@@ -133,7 +176,10 @@ options:
       - C(present) creates or adjusts the profiles and activates the bridge and its ports.
       - C(absent) deletes every bridge profile for I(name) and their port profiles, and gives each port back
         the profile I(port_profiles=disable) switched off (autoconnect on again, re-activated if it was
-        active). Only I(name), I(conn_name) and I(port_profiles) may be given then.
+        active), or, when the bridge took over a port's configuration (I(inherit)) and that port's profile
+        was deleted since, a plain profile C(<its old name>) carrying what the bridge had inherited. When the
+        bridge carries a global address and a port gets a profile back, this runs inside a checkpoint and
+        is verified like a takeover. The other options may stay in the task; they are ignored.
     type: str
     choices: [present, absent]
     default: present
@@ -158,10 +204,22 @@ notes:
     C(connection.controller)/C(port-type) (newer) are understood.
   - Profiles are addressed by UUID in every command, so names with C(:), C(\) or duplicates are safe.
   - Several kvmnet modules on one host take turns through a lock in C(/run/lock/kvmnet.lock).
-  - Moving the host's only uplink into a bridge with rollback is not covered yet; set I(ipv4)/I(ipv6) to the
-    uplink's addresses to move it knowingly.
+  - NetworkManager's checkpoints are its own, in memory. The module notes the one it takes in
+    C(/run/kvmnet/nm_bridge/<name>.checkpoint) until it commits or rolls back; a run while an interrupted
+    run's checkpoint is still pending fails (C(error_kind=busy)) saying when NetworkManager rolls it back, and
+    changes nothing; a run after that rollback puts back what the interrupted run had written in
+    C(/var/lib/kvmnet/nm_bridge/). A device in a checkpoint of another client is refused the same way.
+  - The checkpoint is taken with C(DELETE_NEW_CONNECTIONS) (a rollback deletes the profiles the run made and
+    brings back the ones it deleted) on the devices NetworkManager has when the run starts (a bridge still to
+    be made is not one; its profile goes with the rollback). NetworkManager before 1.38 (Debian 11) detaches
+    ports it did not make, such as running guests' taps, from a bridge it rolls back; the module puts them
+    back into the bridge after a rollback (C(ip link set dev TAP master BRIDGE), listed in C(commands)).
+  - Only the IPv4 gateway is probed (an ARP request); an IPv6-only default route is checked for presence.
+  - Tested on NetworkManager 1.30 (Debian 11), 1.42 (Debian 12) and 1.52 (Debian 13), with Ansible reaching
+    the host over the very NIC the bridge takes over.
 requirements:
-  - NetworkManager (nmcli) and iproute2 with JSON output (C(ip -j)) on the managed host.
+  - NetworkManager (nmcli, and its D-Bus API for checkpoints) and iproute2 with JSON output (C(ip -j)) on the
+    managed host.
 seealso:
   - module: kvmnet.network.macvtap_link
   - module: kvmnet.network.libvirt_net
@@ -170,6 +228,16 @@ seealso:
 '''
 
 EXAMPLES = r'''
+# The host's only NIC, over which Ansible reaches it, into br0: br0 takes over ens32's address
+# (its DHCP lease or static settings) and MAC address; rolled back unless the host stays reachable.
+- name: Bridge br0 over the uplink, keeping the host's address
+  kvmnet.network.nm_bridge:
+    name: br0
+    ports: [ens32]
+    stp: false
+    inherit: true
+  become: true
+
 # The tutorial's method 1: br0 over ens32; the old ens32 profile is deleted as in the tutorial.
 # The bridge gets its address by DHCP (NetworkManager's default).
 - name: Bridge br0 with port ens32, as the tutorial does by hand
@@ -273,12 +341,55 @@ ports:
   sample:
     - {name: ens32, uuid: f54dacb5-18b6-49c0-83a9-08ea275d3069, conn_name: bridge-slave-ens32, active: true}
 restored:
-  description: With I(state=absent), the switched-off profiles given back to their ports.
+  description:
+    - With I(state=absent), the profiles given back to the ports - switched off ones, and plain ones made for
+      a port whose profile the bridge took over and that was deleted since (C(uuid) null in check mode).
   returned: when state is absent
   type: list
   elements: dict
   sample:
     - {name: ens32, uuid: 18a5f3df-4183-49ae-8a60-58eb7e2462ee, conn_name: ens32}
+takeover:
+  description:
+    - With I(inherit), what the bridge takes over from the port, as far as the task did not set it.
+  returned: when a port's configuration is taken over
+  type: dict
+  sample:
+    port: ens32
+    profile: {uuid: 18050770-df62-4e87-9251-5c8b67c00d26, conn_name: ens32}
+    mac: "fa:ab:1a:ed:7a:d4"
+    settings: {ipv4.method: auto, ipv6.method: auto}
+  contains:
+    port:
+      description: The port.
+      type: str
+    profile:
+      description: The profile whose IP configuration is taken over (null when none was active on the port).
+      type: dict
+    mac:
+      description: The port's MAC address, which the bridge takes (null when I(mac) is given).
+      type: str
+    settings:
+      description: The inherited NetworkManager properties and their values.
+      type: dict
+checkpoint:
+  description:
+    - When the change runs inside a NetworkManager checkpoint - its devices, the rollback timeout and why the
+      change could cut the host off.
+  returned: when a change needs a checkpoint
+  type: dict
+  sample: {devices: [ens32], rollback_timeout: 60, why: ens32 carries 198.51.100.106/24}
+  contains:
+    devices:
+      description: The interfaces in the checkpoint.
+      type: list
+      elements: str
+    rollback_timeout:
+      description: Seconds.
+      type: int
+    why:
+      description: The devices that carry addresses the change could cut off.
+      type: str
 warnings:
   description: Duplicate bridge profiles left alone, ports held under I(port_profiles=keep), and the like.
   returned: when there are any
