@@ -9,7 +9,9 @@ for f in /etc/NetworkManager/system-connections/*; do [ -f "$f" ] && { echo "== 
 carrier='s/^[0-9]*: //; s/NO-CARRIER,//; s/,LOWER_UP//; s/ state [A-Z]* / /'
 echo "== links"; ip -o link show | sed "$carrier" | sort
 echo "== macvtap links"; ip -o -d link show type macvtap | sed "$carrier" | sort
-echo "== addresses"; ip -o addr show | sed 's/^[0-9]*: //' | sort
+# a DHCP lease's remaining lifetime counts down by itself, and a new link's IPv6 address leaves
+# duplicate address detection ("tentative") by itself: not changes of ours
+echo "== addresses"; ip -o addr show | sed 's/^[0-9]*: //; s/valid_lft [0-9a-z]* preferred_lft [0-9a-z]*//; s/ tentative//' | sort
 echo "== networks"; $virsh net-list --all
 for n in $($virsh net-list --all --name); do echo "== network $n"; $virsh net-dumpxml --inactive "$n"; $virsh net-info "$n"; done
 echo "== domains"; $virsh list --all
