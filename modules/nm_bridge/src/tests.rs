@@ -260,3 +260,90 @@ fn a_change_not_verified_in_the_checkpoint_window_is_rolled_back() {
         json!("the host was not verified reachable within 45 s: ens32: port profile 'bridge-slave-ens32' is not activated (state 'activating'); rolled back: NetworkManager restored br0, ens32 to their state before this run; br0 holds 192.0.2.10/24 again")
     );
 }
+
+/// The captured calls of a case (`tests/cases/NAME/calls.json`), each with its text.
+fn case_calls(name: &str) -> Vec<serde_json::Value> {
+    let dir = format!("{}/tests/cases/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(format!("{dir}/calls.json")).unwrap();
+    let mut calls: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    for c in calls.iter_mut() {
+        if let Some(f) = c["stdout"]["file"].as_str() {
+            c["stdout"] = json!(std::fs::read_to_string(format!("{dir}/{f}")).unwrap());
+        }
+    }
+    calls
+}
+
+/// Expect one captured call (a command, a D-Bus call or a probe) next.
+fn expect_captured(r: FakeRunner, c: &serde_json::Value) -> FakeRunner {
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    if let Some(b) = c.get("bus") {
+        let args = b["args"].as_array().cloned().unwrap_or_default();
+        let call = BusCall::new(
+            s(&b["destination"]),
+            s(&b["path"]),
+            s(&b["interface"]),
+            s(&b["member"]),
+            args,
+        );
+        return r.expect_bus(call, Ok(c["reply"].as_array().cloned().unwrap_or_default()));
+    }
+    if let Some(p) = c.get("probe") {
+        return r.expect_probe(p.as_str().unwrap(), c["value"].clone());
+    }
+    let argv: Vec<String> = serde_json::from_value(c["argv"].clone()).unwrap();
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = Output::ok(c["stdout"].as_str().unwrap_or_default());
+    match c.get("stdin").and_then(|v| v.as_str()) {
+        Some(stdin) => r.expect_stdin(&argv, stdin, out),
+        None => r.expect(&argv, out),
+    }
+}
+
+#[test]
+fn a_gateway_that_never_answers_is_rolled_back() {
+    // The takeover of takeover-dhcp (captured), but the gateway never answers on br0 (as
+    // when a task sets an address on another subnet): verify probes it every round for 45 s
+    // of the test double's clock (181 rounds), then rolls back at once, puts back the memory
+    // file (there was none), removes the marker, and sees ens32 holding its lease again.
+    let calls = case_calls("takeover-dhcp");
+    let at_probe = calls.iter().position(|c| c.get("probe").is_some()).unwrap();
+    let round = &calls[at_probe - 4..at_probe]; // list, props, addr, default routes
+    let mut r = FakeRunner::new().file("/proc/uptime", "5201.33 3136.07\n");
+    for c in &calls[..at_probe - 4] {
+        r = expect_captured(r, c);
+    }
+    let no_answer = json!({"probe": calls[at_probe]["probe"], "value": null});
+    for _ in 0..181 {
+        for c in round.iter().chain([&no_answer]) {
+            r = expect_captured(r, c);
+        }
+    }
+    let cp = "/org/freedesktop/NetworkManager/Checkpoint/1";
+    r = r
+        .expect_bus(
+            nm_call("CheckpointRollback", vec![json!(cp)]),
+            Ok(vec![
+                json!({"/org/freedesktop/NetworkManager/Devices/2": 0}),
+            ]),
+        )
+        .expect(
+            &["rm", "-f", "/var/lib/kvmnet/nm_bridge/br0.json"],
+            Output::ok(""),
+        )
+        .expect(
+            &["rm", "-f", "/run/kvmnet/nm_bridge/br0.checkpoint"],
+            Output::ok(""),
+        );
+    for c in &calls[..3] {
+        r = expect_captured(r, c); // the host as before: ens32 holds its lease
+    }
+    let args = json!({"name": "br0", "ports": ["ens32"], "stp": false, "inherit": true});
+    let r = run_module::<NmBridge>(args, r);
+    assert_eq!(r.rc, 1, "{}", r.json);
+    assert_eq!(r.json["changed"], json!(false), "{}", r.json);
+    assert_eq!(
+        r.json["msg"],
+        json!("the host was not verified reachable within 45 s: the gateway 198.51.100.1 does not answer on br0; rolled back: NetworkManager restored ens32 to its state before this run; ens32 holds 198.51.100.106/24 again")
+    );
+}
