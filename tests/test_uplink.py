@@ -223,6 +223,20 @@ def test_static_uplink_settings_move_to_br0_and_back(lab, collection, tmp_path):
         assert prop(lab, "ens32", field) == want, field
 
 
+def test_with_stp_on_verification_waits_for_the_new_bridge_to_forward(lab):
+    """NetworkManager's default for a new bridge is STP on: its port forwards only after
+    twice the forward delay (~30 s), and only then does br0 get its lease back. The default
+    rollback_timeout (60 s: verification for 45 s) allows for it: committed, not rolled back."""
+    addr = dhcp_uplink(lab)
+    with Watch(lab, addr) as w:
+        r = run_module(lab, "nm_bridge", {"name": "br0", "ports": ["ens32"], "inherit": True})
+    report("STP on (NetworkManager's default)", w)
+    assert r["changed"] and not r["failed"], r
+    assert "committed once the host was verified reachable" in r["msg"], r["msg"]
+    assert prop(lab, "bridge-br0", "bridge.stp") == "yes"
+    assert addresses(lab, "br0") == [addr] and default_route_dev(lab) == "br0"
+
+
 def test_impossible_target_is_rolled_back(lab, collection, tmp_path):
     """What lost the host before: a static address on another subnet and a gateway that never
     answers. The task fails saying it rolled back, over the very link it had cut."""
