@@ -456,8 +456,9 @@ fn resolve(d: &Desired, r: &Ref) -> Option<String> {
 }
 
 /// Run the steps in order, filling in the UUIDs NetworkManager assigns. A checkpoint is
-/// taken where the plan has one; a step that fails after it rolls everything back. The
-/// commit is verify's (it comes after the checks).
+/// taken where the plan has one; a step that fails after it rolls everything back (a failed
+/// nmcli names the NetworkManager version: one `nmcli --version`, only then). The commit
+/// is verify's (it comes after the checks).
 pub fn apply(ctx: &mut Ctx, plan: &mut Plan) -> Result<()> {
     let steps = plan.actions.clone();
     for step in &steps {
@@ -466,6 +467,7 @@ pub fn apply(ctx: &mut Ctx, plan: &mut Plan) -> Result<()> {
             Action::Commit => break, // it, and removing the marker, are verify's
             _ => {
                 if let Err(e) = run_step(ctx, step, plan) {
+                    let e = kvmnet_nmcli::conn::explain_failure(ctx, e);
                     return Err(checkpoint::roll_back(ctx, plan, e));
                 }
             }
