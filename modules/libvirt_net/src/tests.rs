@@ -205,84 +205,6 @@ fn changed_bridge_on_active_network_is_redefined_with_its_uuid() {
 }
 
 #[test]
-fn a_pending_change_is_noticed_by_a_later_run() {
-    // Inactive definition on br1, the running network still on br0.
-    let r = links(query(FakeRunner::new(), "host-bridge", "pending"));
-    let rep = run(
-        check(json!({"name": "host-bridge", "forward": "bridge", "bridge": "br1"})),
-        r,
-    );
-    let j = &rep.json;
-    assert_eq!(j["changed"], json!(false), "{j}");
-    assert_eq!(j["restart_required"], json!(true));
-    assert!(j["msg"].as_str().unwrap().contains("restart required"));
-    // Options omitted: the definition is left alone, the pending restart still shows.
-    let r = links(query(FakeRunner::new(), "host-bridge", "pending"));
-    let rep = run(check(json!({"name": "host-bridge"})), r);
-    assert_eq!(rep.json["changed"], json!(false));
-    assert_eq!(rep.json["restart_required"], json!(true));
-    // restart: true restarts it, nothing to define.
-    let r = links(query(FakeRunner::new(), "host-bridge", "pending"));
-    let rep = run(check(json!({"name": "host-bridge", "restart": true})), r);
-    assert_eq!(
-        commands(&rep.json),
-        vec![
-            "virsh -c qemu:///system net-destroy --network host-bridge",
-            "virsh -c qemu:///system net-start --network host-bridge"
-        ]
-    );
-    assert_eq!(rep.json["restart_required"], json!(false));
-}
-
-#[test]
-fn a_missing_network_is_defined_started_and_autostarted() {
-    let r = query(FakeRunner::new(), "lan", "missing");
-    let rep = run(
-        check(
-            json!({"name": "lan", "forward": "nat", "bridge": "virbr9", "autostart": "yes",
-                     "ip": {"address": "192.168.150.1", "prefix": 24,
-                            "dhcp": {"start": "192.168.150.10", "end": "192.168.150.99"}}}),
-        ),
-        r,
-    );
-    let j = &rep.json;
-    assert_eq!(j["changed"], json!(true), "{j}");
-    assert_eq!(
-        commands(j),
-        vec![
-            "virsh -c qemu:///system net-define --file /dev/stdin",
-            "virsh -c qemu:///system net-start --network lan",
-            "virsh -c qemu:///system net-autostart --network lan",
-        ]
-    );
-    assert_eq!(j["restart_required"], json!(false));
-    assert_eq!(j["diff"][0]["before"], "");
-    assert_eq!(j["diff"][1]["before"], json!({}));
-    assert_eq!(
-        j["diff"][1]["after"],
-        json!({"active": true, "autostart": true, "persistent": true})
-    );
-    assert_eq!(
-        j["xml"],
-        "<network>\n  <name>lan</name>\n  <forward mode='nat'/>\n  <bridge name='virbr9'/>\n  <ip address='192.168.150.1' prefix='24'>\n    <dhcp>\n      <range start='192.168.150.10' end='192.168.150.99'/>\n    </dhcp>\n  </ip>\n</network>\n"
-    );
-    // state inactive defines it and leaves it stopped; present likewise.
-    for state in ["inactive", "present"] {
-        let r = query(FakeRunner::new(), "iso", "missing");
-        let rep = run(
-            check(json!({"name": "iso", "forward": "isolated", "state": state})),
-            r,
-        );
-        assert_eq!(
-            commands(&rep.json),
-            vec!["virsh -c qemu:///system net-define --file /dev/stdin"],
-            "{state}"
-        );
-        assert_eq!(rep.json["network"]["active"], json!(false));
-    }
-}
-
-#[test]
 fn something_only_the_current_definition_has_is_removed() {
     // nat1 has a DHCP range; the task no longer asks for one.
     let r = query(FakeRunner::new(), "nat1", "nat1");
@@ -338,36 +260,6 @@ fn state_changes_and_autostart_in_one_run() {
         commands(&rep.json),
         vec!["virsh -c qemu:///system net-start --network hd1"]
     );
-}
-
-#[test]
-fn absent_destroys_and_undefines_transient_too() {
-    let r = query(FakeRunner::new(), "nat1", "nat1");
-    let rep = run(check(json!({"name": "nat1", "state": "absent"})), r);
-    let j = &rep.json;
-    assert_eq!(
-        commands(j),
-        vec![
-            "virsh -c qemu:///system net-destroy --network nat1",
-            "virsh -c qemu:///system net-undefine --network nat1",
-        ]
-    );
-    assert_eq!(j["diff"][0]["after"], "");
-    assert_eq!(j["diff"][1]["after"], json!({}));
-    assert_eq!(
-        j["msg"],
-        "would stop network nat1 and undefine network nat1"
-    );
-    let r = query(FakeRunner::new(), "tr1", "transient");
-    let rep = run(check(json!({"name": "tr1", "state": "absent"})), r);
-    assert_eq!(
-        commands(&rep.json),
-        vec!["virsh -c qemu:///system net-destroy --network tr1"]
-    );
-    let r = query(FakeRunner::new(), "gone", "missing");
-    let rep = run(check(json!({"name": "gone", "state": "absent"})), r);
-    assert_eq!(rep.json["changed"], json!(false));
-    assert_eq!(rep.json["msg"], "network gone is already absent");
 }
 
 #[test]
