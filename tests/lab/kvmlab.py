@@ -99,6 +99,8 @@ ROOT_DPKG_OPTS = ["path-exclude=/usr/share/man/*", "path-exclude=/usr/share/doc/
                   "path-include=/usr/share/doc/*/copyright"]
 VERSION_PACKAGES = {"networkmanager": "network-manager", "libvirt": "libvirt-daemon",
                     "qemu": "qemu-system-x86"}
+# the checkout this file belongs to: a userland's root shows it at the same path
+CHECKOUT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 ROOT_TOOL_DIRS = (".cargo", ".rustup", ".pyenv", ".local")  # visible read-only in the lab's /root
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
@@ -209,10 +211,10 @@ DEFAULT_IFACE = (
 )
 
 # Runs inside the lab (all its namespaces) right after the holder started. $1 state dir, $2 name,
-# $3 the userland's cached root ("" for the machine's own userland).
+# $3 the userland's cached root ("" for the machine's own userland), $4 the checkout (CHECKOUT).
 SETUP_SH = r"""
 set -eu
-S=$1; NAME=$2; ROOT=${3:-}; L=$S/lab
+S=$1; NAME=$2; ROOT=${3:-}; CHECKOUT=${4:-}; L=$S/lab
 hostname "$NAME"
 # This mount namespace is a private copy of the machine's: drop its copies of the netns mounts,
 # else it would keep other labs' namespaces (and their veths) alive after they are deleted.
@@ -240,6 +242,12 @@ if [ -n "$ROOT" ]; then
     mkdir -p "$N/$d"
     mount --rbind "/$d" "$N/$d"
   done
+  # and the checkout the lab was started from, at its own path, wherever it lives (CI clones
+  # it outside /work): tests run there and hand its files to the lab by their paths
+  case "$CHECKOUT" in
+    ""|/tmp|/tmp/*|/work|/work/*|/root|/root/*) ;;
+    *) mkdir -p "$N$CHECKOUT"; mount --rbind "$CHECKOUT" "$N$CHECKOUT" ;;
+  esac
 else
   # the machine's own userland: copy-on-write overlays over the directories software writes to
   N=
@@ -270,6 +278,10 @@ for d in TOOL_DIRS; do
   mount --rbind "/root/$d" "$L/root/$d"
   mount -o remount,bind,ro "$L/root/$d"
 done
+# a checkout under /root (a fresh machine's root clones it there) stays visible at its path
+case "$CHECKOUT" in
+  /root/?*) mkdir -p "$L$CHECKOUT"; mount --rbind "$CHECKOUT" "$L$CHECKOUT" ;;
+esac
 mount --rbind "$L/root" "$N/root"
 mkdir -p "$L/run/${S#/run/}"
 mount --bind "$S" "$L/run/${S#/run/}"
@@ -1028,7 +1040,7 @@ class Lab:
         self._save_info(holder=holder)
 
         _run(self.enter_argv(["sh", "-c", SETUP_SH, "setup", s, self.name,
-                              self.info.get("root") or ""]), env=DAEMON_ENV)
+                              self.info.get("root") or "", CHECKOUT]), env=DAEMON_ENV)
 
         self._spawn("dbus", ["dbus-daemon", "--nofork", "--nopidfile", "--nosyslog",
                              f"--config-file={s}/files/dbus.conf"])
