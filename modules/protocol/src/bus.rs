@@ -81,6 +81,13 @@ pub trait Bus {
     /// (no system bus, a method this client cannot type): a D-Bus error reply is an
     /// `Ok(Err(BusError))`.
     fn call(&mut self, call: &BusCall) -> Result<BusReply>;
+    /// Make calls that do not depend on each other's answers, and wait for all the
+    /// answers, in the order of the calls. The real client sends them all before it waits
+    /// (one wait for the service instead of one per call); this default makes them one
+    /// after the other.
+    fn call_all(&mut self, calls: &[BusCall]) -> Result<Vec<BusReply>> {
+        calls.iter().map(|c| self.call(c)).collect()
+    }
 }
 
 /// The error for a call that got an error reply: the method, the object and what the

@@ -102,6 +102,22 @@ impl Ctx {
     pub fn read_file(&mut self, path: &str) -> Option<String> {
         self.runner.read_file(path)
     }
+    /// The names in a host directory, sorted (no process; replayed by the test double
+    /// from the files it serves).
+    pub fn list_dir(&mut self, dir: &str) -> Vec<String> {
+        self.runner.list_dir(dir)
+    }
+    /// Whether this module can call the system bus (its main linked a client).
+    pub fn has_bus(&self) -> bool {
+        self.runner.has_bus()
+    }
+    /// Call D-Bus methods that only read and do not depend on each other's answers, all
+    /// at once (one wait for the service); the answers in the order of the calls, error
+    /// replies the caller's to judge.
+    pub fn bus_read_all(&mut self, calls: &[BusCall]) -> Result<Vec<BusReply>> {
+        self.calls.extend(calls.iter().map(BusCall::record));
+        self.runner.bus_all(calls)
+    }
     /// Call a D-Bus method that only reads; an error reply is the caller's to judge.
     pub fn bus_read_any(&mut self, call: &BusCall) -> Result<BusReply> {
         self.calls.push(call.record());

@@ -14,6 +14,7 @@ pub mod lock;
 pub mod module;
 pub mod output;
 pub mod plan;
+pub mod record;
 pub mod runner;
 pub mod spec;
 pub mod testing;

@@ -45,6 +45,15 @@ pub trait Module {
     }
     /// Read the current state (as few processes as possible; lazy reads decided here).
     fn read(ctx: &mut Ctx, p: &Self::Params) -> Result<Self::Current>;
+    /// A cheaper read that can only confirm that nothing is to change: the objects that
+    /// decide a no-change run, without what only a change needs (NetworkManager's
+    /// profiles of the devices involved over D-Bus, instead of nmcli reading every profile
+    /// of the host). `Ok(None)`: it cannot tell. The driver plans from what it returns;
+    /// when that plan changes nothing, it is the run's; otherwise (a change, a refusal, an
+    /// error here) the driver forgets it and reads everything with [`Module::read`].
+    fn read_quick(_ctx: &mut Ctx, _p: &Self::Params) -> Result<Option<Self::Current>> {
+        Ok(None)
+    }
     /// Compare with what was asked: the desired state, the steps, the diff, the return
     /// values. Pure: everything it knows of the host came from `read`.
     fn plan(
@@ -113,7 +122,17 @@ fn run_inner<M: Module>(bus: Option<Box<dyn Bus>>) -> ! {
             M::NAME
         ))),
         Some(Err(err)) => early_failure(err),
-        Some(Ok(inv)) => run_with::<M>(inv, Box::new(runner), Some(lock::default_path())),
+        Some(Ok(inv)) => match std::env::var(crate::record::RECORD) {
+            Ok(dir) if !dir.is_empty() => {
+                let (rec, log) = crate::record::Recorder::new(Box::new(runner));
+                let report = run_with::<M>(inv, Box::new(rec), Some(lock::default_path()));
+                if let Err(e) = log.borrow().write(&dir) {
+                    eprintln!("{}: cannot write {dir}: {e}", crate::record::RECORD);
+                }
+                report
+            }
+            _ => run_with::<M>(inv, Box::new(runner), Some(lock::default_path())),
+        },
     };
     output::emit(&report.json);
     std::process::exit(report.rc)
@@ -229,8 +248,14 @@ fn drive<M: Module>(
         (Some(path), false) => Some(HostLock::acquire(path, lock::DEFAULT_WAIT)?),
         _ => None, // check mode and read-only modules write nothing, not even a lock file
     };
-    let current = M::read(ctx, &params)?;
-    let mut plan = M::plan(&mut ctx.env(), &params, &current)?;
+    let (current, mut plan) = match quick::<M>(ctx, &params) {
+        Some(read_and_plan) => read_and_plan,
+        None => {
+            let current = M::read(ctx, &params)?;
+            let plan = M::plan(&mut ctx.env(), &params, &current)?;
+            (current, plan)
+        }
+    };
     progress.planned = plan.actions.iter().map(Step::summary).collect();
     if M::READ_ONLY && plan.changed() {
         return Err(Error::bug(format!(
@@ -254,6 +279,22 @@ fn drive<M: Module>(
         diffs: plan.diffs,
         restart_required: plan.restart_required,
     })
+}
+
+type Planned<M> = Plan<<M as Module>::Desired, <M as Module>::Action>;
+
+/// The quick read and its plan, if that plan changes nothing (see [`Module::read_quick`]);
+/// else nothing of it stays (its warnings are dropped with it).
+fn quick<M: Module>(ctx: &mut Ctx, params: &M::Params) -> Option<(M::Current, Planned<M>)> {
+    let warnings = ctx.warnings.len();
+    let current = M::read_quick(ctx, params).ok().flatten()?;
+    match M::plan(&mut ctx.env(), params, &current) {
+        Ok(plan) if !plan.changed() && plan.restart_required != Some(true) => Some((current, plan)),
+        _ => {
+            ctx.warnings.truncate(warnings);
+            None
+        }
+    }
 }
 
 /// A failure after some changes stuck: the message says what was done (steps by their

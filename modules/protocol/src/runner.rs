@@ -44,6 +44,18 @@ pub trait Runner {
     fn read_file(&mut self, path: &str) -> Option<String> {
         std::fs::read_to_string(path).ok()
     }
+    /// The names in directory `dir` (NetworkManager's keyfile folders), sorted; empty when
+    /// it does not exist or cannot be read.
+    fn list_dir(&mut self, dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|it| {
+                it.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
     /// Whether programs run in a UTF-8 C locale. Without one, the tools print `?` for
     /// every byte outside ASCII, so names outside ASCII cannot be read back.
     fn utf8_locale(&self) -> bool {
@@ -61,6 +73,14 @@ pub trait Runner {
     fn now(&self) -> std::time::Duration;
     fn sleep(&mut self, d: std::time::Duration) {
         std::thread::sleep(d)
+    }
+    /// Whether D-Bus calls can be made (the module's main handed over a client).
+    fn has_bus(&self) -> bool {
+        false
+    }
+    /// Several D-Bus calls that do not depend on each other (see [`Bus::call_all`]).
+    fn bus_all(&mut self, calls: &[BusCall]) -> Result<Vec<BusReply>> {
+        calls.iter().map(|c| self.bus(c)).collect()
     }
     /// Call a D-Bus method (see [`Bus`]). A runner made without a bus refuses: only the
     /// modules that need the bus link a client.
@@ -206,6 +226,17 @@ impl Runner for SystemRunner {
 
     fn now(&self) -> std::time::Duration {
         self.started.elapsed()
+    }
+
+    fn has_bus(&self) -> bool {
+        self.bus.is_some()
+    }
+
+    fn bus_all(&mut self, calls: &[BusCall]) -> Result<Vec<BusReply>> {
+        match self.bus.as_mut() {
+            Some(b) => b.call_all(calls),
+            None => calls.iter().map(|c| self.bus(c)).collect(),
+        }
     }
 
     fn bus(&mut self, call: &BusCall) -> Result<BusReply> {
