@@ -19,8 +19,11 @@
 pub mod checkpoint;
 pub mod client;
 pub mod device;
+pub mod keyfiles;
+pub mod settings;
 pub mod signatures;
 mod value;
+pub mod view;
 
 pub use client::SystemBus;
 

@@ -1,0 +1,114 @@
+//! Reads the profiles of some interfaces both ways, over D-Bus ([`kvmnet_nmdbus::view`])
+//! and with nmcli (`kvmnet_nmcli::conn`), and prints where they differ on a property the
+//! modules read. The lab tests run it on every NetworkManager the lab has
+//! (tests/test_nm_quick.py); by hand, on a host with NetworkManager:
+//!
+//! `cargo run --example nm_compare -- [--dump] IFACE... [--uuid UUID...]`
+//!
+//! Prints one JSON object (`profiles`, `differences`); exit status 1 when they differ.
+//! `--dump` adds each profile's D-Bus settings as read (to capture for unit tests).
+
+use kvmnet_nmcli::conn::{self, Props};
+use kvmnet_nmdbus::settings::known;
+use kvmnet_nmdbus::{view, SystemBus};
+use kvmnet_protocol::runner::SystemRunner;
+use kvmnet_protocol::Ctx;
+use serde_json::{json, Value};
+
+const SETTINGS: &str = "connection,bridge,802-3-ethernet,macvlan,ipv4,ipv6";
+
+fn norm(v: Option<&str>) -> String {
+    let t = v.unwrap_or("").trim();
+    if t == "--" {
+        String::new()
+    } else {
+        t.to_string()
+    }
+}
+
+fn main() {
+    let mut ifaces = Vec::new();
+    let mut uuids = Vec::new();
+    let mut dump = false;
+    let mut by_uuid = false;
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--dump" => dump = true,
+            "--uuid" => by_uuid = true,
+            _ if by_uuid => uuids.push(a),
+            _ => ifaces.push(a),
+        }
+    }
+    let runner = SystemRunner::default().with_bus(Box::new(SystemBus::default()));
+    let mut ctx = Ctx::new(Default::default(), Box::new(runner));
+    let v = match view::read(&mut ctx, &ifaces, &uuids) {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            println!("{}", json!({"unreadable": true, "calls": ctx.calls}));
+            std::process::exit(2);
+        }
+        Err(e) => {
+            println!("{}", json!({"error": e.msg}));
+            std::process::exit(2);
+        }
+    };
+    let wanted: Vec<String> = v.conns.conns.iter().map(|c| c.uuid.clone()).collect();
+    let by_nmcli = conn::read(
+        &mut ctx,
+        |r| wanted.contains(&r.uuid),
+        Props::Nmcli(SETTINGS),
+    )
+    .unwrap_or_else(|e| panic!("nmcli: {}", e.msg));
+    let mut differences = Vec::new();
+    let mut profiles = Vec::new();
+    for d in &v.conns.conns {
+        let Some(n) = by_nmcli.conn(&d.uuid) else {
+            differences.push(json!({"uuid": d.uuid, "missing_in": "nmcli"}));
+            continue;
+        };
+        let mut keys: Vec<&String> = n.p.props.keys().chain(d.p.props.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys.into_iter().filter(|k| known(k)) {
+            let (a, b) = (norm(d.p.get(k)), norm(n.p.get(k)));
+            if a != b {
+                differences
+                    .push(json!({"uuid": d.uuid, "id": d.id(), "key": k, "dbus": a, "nmcli": b}));
+            }
+        }
+        for (what, a, b) in [
+            ("device", json!(d.device), json!(n.device)),
+            ("state", json!(d.state), json!(n.state)),
+            ("external", json!(d.external), json!(n.external)),
+        ] {
+            if a != b {
+                differences.push(
+                    json!({"uuid": d.uuid, "id": d.id(), "key": what, "dbus": a, "nmcli": b}),
+                );
+            }
+        }
+        let mut p = json!({"uuid": d.uuid, "id": d.id(), "type": d.kind(), "device": d.device,
+                           "state": d.state, "external": d.external});
+        if dump {
+            p["dbus"] = Value::Object(
+                d.p.props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect(),
+            );
+        }
+        profiles.push(p);
+    }
+    let devices: Vec<Value> = v
+        .devices
+        .iter()
+        .map(|d| json!({"iface": d.iface, "managed": d.managed}))
+        .collect();
+    println!(
+        "{}",
+        json!({"nm": format!("{}.{}", v.nm.0, v.nm.1), "devices": devices, "unknown": v.unknown,
+               "profiles": profiles, "differences": differences,
+               "dbus_calls": ctx.calls.iter().filter(|c| c[0] == "dbus").count()})
+    );
+    std::process::exit(if differences.is_empty() { 0 } else { 1 });
+}

@@ -1,0 +1,42 @@
+//! NetworkManager's keyfile folders as an index: which profiles name an interface, without
+//! asking NetworkManager (or nmcli) about every profile of the host. Only to find them:
+//! what they hold is read over D-Bus ([`view`](crate::view)), as NetworkManager has it.
+//! Profiles stored by another settings plugin (ifcfg-rh, ifupdown) are not in these
+//! folders; neither plugin can store a macvlan profile, which NetworkManager therefore
+//! always keeps as a keyfile.
+
+use kvmnet_nmcli::{parse_keyfile, Profile};
+use kvmnet_protocol::Ctx;
+
+/// Where NetworkManager keeps keyfiles: saved profiles, in-memory ones, read-only ones.
+pub const DIRS: &[&str] = &[
+    "/etc/NetworkManager/system-connections",
+    "/run/NetworkManager/system-connections",
+    "/usr/lib/NetworkManager/system-connections",
+];
+
+/// The keyfile profiles `select` accepts (each UUID once), as their files say.
+pub fn profiles_where(ctx: &mut Ctx, select: impl Fn(&Profile) -> bool) -> Vec<Profile> {
+    let mut out: Vec<Profile> = Vec::new();
+    for dir in DIRS {
+        for name in ctx.list_dir(dir) {
+            if !name.ends_with(".nmconnection") {
+                continue;
+            }
+            let Some(text) = ctx.read_file(&format!("{dir}/{name}")) else {
+                continue;
+            };
+            let p = parse_keyfile(&text);
+            if !p.uuid().is_empty() && select(&p) && !out.iter().any(|x| x.uuid() == p.uuid()) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Whether NetworkManager made this profile for a device someone else configured (a
+/// guest's tap): its in-memory keyfile says so.
+pub fn generated(p: &Profile) -> bool {
+    p.get(".nmmeta.nm-generated") == Some("yes") || p.get(".nmmeta.external") == Some("yes")
+}
