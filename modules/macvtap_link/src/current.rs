@@ -88,6 +88,46 @@ pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Current> {
     Ok(Current { links, profiles })
 }
 
+/// `persistent: true` on a link that exists, without nmcli: its profiles are those its
+/// NetworkManager device can activate or has active (D-Bus), and the macvlan keyfiles
+/// that name it (a profile for another parent or mode, which the device does not list;
+/// NetworkManager keeps every macvlan profile as a keyfile). A no-change run starts ONE
+/// process (ip). `None` (the full read decides) for anything else: no link yet, a device
+/// NetworkManager does not manage, `persistent: false` and `state: absent` (which must
+/// show that no profile names the link: only nmcli's full list can).
+pub fn read_quick(ctx: &mut Ctx, p: &Params) -> Result<Option<Current>> {
+    if p.persistence() != Persistence::Profile || p.state != State::Present || !ctx.has_bus() {
+        return Ok(None);
+    }
+    let links = read_links(ctx, false)?;
+    if find(&links, &p.name).is_none() {
+        return Ok(None);
+    }
+    let named =
+        |x: &kvmnet_nmcli::Profile| x.kind() == "macvlan" && x.interface_name() == Some(&p.name);
+    let uuids: Vec<String> = kvmnet_nmdbus::keyfiles::profiles_where(ctx, named)
+        .iter()
+        .map(|x| x.uuid().to_string())
+        .collect();
+    let Some(v) = kvmnet_nmdbus::view::read(ctx, std::slice::from_ref(&p.name), &uuids)? else {
+        return Ok(None);
+    };
+    if !v.device(&p.name).is_some_and(|d| d.managed) {
+        return Ok(None);
+    }
+    let profiles = v
+        .conns
+        .conns
+        .iter()
+        .filter(|c| named(&c.p))
+        .map(MacvlanProfile::from_conn)
+        .collect();
+    Ok(Some(Current {
+        links,
+        profiles: Some(profiles),
+    }))
+}
+
 /// NetworkManager's macvlan profiles whose interface name is `name`.
 pub fn read_profiles(ctx: &mut Ctx, name: &str) -> Result<Vec<MacvlanProfile>> {
     let conns = conn::read(

@@ -36,6 +36,9 @@ impl Module for MacvtapLink {
     fn read(ctx: &mut Ctx, p: &Self::Params) -> Result<Self::Current> {
         current::read(ctx, p)
     }
+    fn read_quick(ctx: &mut Ctx, p: &Self::Params) -> Result<Option<Self::Current>> {
+        current::read_quick(ctx, p)
+    }
     fn plan(env: &mut Env, p: &Self::Params, cur: &Self::Current) -> Result<plan::Plan> {
         plan::plan(env, p, cur)
     }
@@ -53,7 +56,7 @@ impl Module for MacvtapLink {
 }
 
 fn main() {
-    kvmnet_protocol::run::<MacvtapLink>()
+    kvmnet_protocol::run_bus::<MacvtapLink>(Box::new(kvmnet_nmdbus::SystemBus::default()))
 }
 
 #[cfg(test)]
