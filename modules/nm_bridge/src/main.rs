@@ -27,6 +27,7 @@ mod inherit;
 mod memory;
 mod params;
 mod plan;
+mod quick;
 mod reach;
 mod routes;
 mod takeover;
@@ -51,6 +52,9 @@ impl Module for NmBridge {
     }
     fn read(ctx: &mut Ctx, p: &Self::Params) -> Result<Self::Current> {
         current::read(ctx, p)
+    }
+    fn read_quick(ctx: &mut Ctx, p: &Self::Params) -> Result<Option<Self::Current>> {
+        quick::read(ctx, p)
     }
     fn plan(env: &mut Env, p: &Self::Params, cur: &Self::Current) -> Result<plan::Plan> {
         plan::plan(env, p, cur)
