@@ -189,6 +189,18 @@ pub fn vanished(e: &Error) -> bool {
     e.kind == ErrorKind::CommandFailed && e.extra.get("rc") == Some(&serde_json::json!(10))
 }
 
+/// The row whose profile nmcli's property call says is gone ("Error: UUID - no such
+/// connection profile.", rc 10): it vanished after the list call.
+fn vanished_row(e: &Error, rows: &[Row]) -> Option<String> {
+    if !vanished(e) {
+        return None;
+    }
+    let said = e.extra.get("stderr").and_then(|v| v.as_str()).unwrap_or("");
+    rows.iter()
+        .find(|r| said.contains(&format!("{} - no such connection profile", r.uuid)))
+        .map(|r| r.uuid.clone())
+}
+
 /// How often the profiles are read again when one vanished between the list call and the
 /// property call (NetworkManager drops the in-memory profiles it generated for links that
 /// go away, e.g. right after a bridge is deleted).
@@ -277,16 +289,27 @@ fn read_once(ctx: &mut Ctx, select: &impl Fn(&Row) -> bool, how: Props) -> Resul
             s
         }
     };
-    if !unread.is_empty() {
-        let text = nmcli_read(
+    while !unread.is_empty() {
+        let text = match nmcli_read(
             ctx,
             &show_argv(settings, unread.iter().map(|r| r.uuid.as_str())),
-        )?;
+        ) {
+            Ok(text) => text,
+            Err(e) => match vanished_row(&e, &unread) {
+                // gone since the list call: it is not on the host any more
+                Some(gone) => {
+                    unread.retain(|r| r.uuid != gone);
+                    continue;
+                }
+                None => return Err(e),
+            },
+        };
         for p in parse_profiles(&text) {
             if let Some(r) = unread.iter().find(|r| r.uuid == p.uuid()) {
                 found.push((r.clone(), p));
             }
         }
+        break;
     }
     let mut conns = Vec::new();
     for (r, p) in found {
