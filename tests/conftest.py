@@ -47,12 +47,14 @@ COUNTED_TOOLS = {"nmcli": "/usr/bin/nmcli", "ip": "/usr/sbin/ip", "virsh": "/usr
 
 
 def run_module(lab, module: str, args: dict, check: bool = False, diff: bool = False,
-               no_log: bool = False, timeout: float = 180, count: bool = False) -> dict:
+               no_log: bool = False, timeout: float = 180, count: bool = False,
+               env: dict | None = None) -> dict:
     """Run module binary `module` inside `lab` the way Ansible runs a binary module:
     `<binary> <args file>`, the args file holding the options and `_ansible_*` keys.
     Returns the parsed result with `_rc` (exit status) and `_stderr` added. Fails the test
     unless stdout is exactly one JSON object. With `count`, logging wrappers first on PATH
-    record every nmcli/ip/virsh the module starts: `_spawned` lists them in order."""
+    record every nmcli/ip/virsh the module starts: `_spawned` lists them in order. `env`:
+    more variables for the module (e.g. KVMNET_RECORD)."""
     full = dict(args)
     full.update({
         "_ansible_check_mode": check,
@@ -67,14 +69,15 @@ def run_module(lab, module: str, args: dict, check: bool = False, diff: bool = F
         json.dump(full, f)
         path = f.name
     shims = tempfile.mkdtemp(prefix="kvmnet-shims-", dir="/tmp") if count else None
-    env = None
+    extra = dict(env or {})
+    env = dict(os.environ, **extra) if extra else None
     try:
         if shims:
             for tool, real in COUNTED_TOOLS.items():
                 with open(os.path.join(shims, tool), "w") as f:
                     f.write(f'#!/bin/sh\necho {tool} >> {shims}/log\nexec {real} "$@"\n')
                 os.chmod(os.path.join(shims, tool), 0o755)
-            env = dict(os.environ, PATH=f"{shims}:/usr/sbin:/usr/bin:/sbin:/bin")
+            env = dict(os.environ, **extra, PATH=f"{shims}:/usr/sbin:/usr/bin:/sbin:/bin")
         p = lab.exec([str(ensure_built(module)), path], check=False, timeout=timeout, env=env)
         spawned = open(os.path.join(shims, "log")).read().split() if shims and \
             os.path.exists(os.path.join(shims, "log")) else []
