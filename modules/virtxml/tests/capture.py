@@ -35,7 +35,8 @@ IFACES = [
     "<interface type='direct'><mac address='52:54:00:c0:00:{n}3'/>"
     "<source dev='ens32' mode='bridge'/><rom enabled='no'/></interface>",
 ]
-HOST_BRIDGE = "<network><name>host-bridge</name><forward mode='bridge'/><bridge name='br0'/></network>"
+HOST_BRIDGE = ("<network><name>host-bridge</name><forward mode='bridge'/>"
+               "<bridge name='br0'/></network>")
 
 
 def quote(a: str) -> str:
