@@ -1,4 +1,5 @@
-"""kvmnet.network.libvirt_net against a real libvirtd 9.0 in a lab host (issue 6).
+"""kvmnet.network.libvirt_net against a real libvirtd in a lab host (issue 6), of the
+userland KVMNET_LAB_USERLAND selects (libvirt 7.0, 9.0 or 11.3).
 
 One lab for the file. Every test names its own networks, so they share the lab without
 depending on each other's order."""
@@ -303,11 +304,66 @@ def test_bad_input_fails_and_changes_nothing(lab):
             assert r["failed"] is True and r["changed"] is False, (args, r)
             assert want in r["msg"], (args, r["msg"])
             assert r["commands"] == []
-    # libvirt itself refuses a definition (an address it cannot read): reported, unchanged.
-    r = net(lab, {"name": "bad", "xml": "<network><name>bad</name>"
-                  "<forward mode='nat'/><ip address='10.9.9.300' prefix='24'/></network>"})
-    assert r["failed"] is True and "net-define" in r["msg"], r
-    assert (virsh(lab, "net-list", "--all"), dumpxml(lab, "bad", True)) == before
+    # libvirt itself refuses a definition (an address it cannot read): reported, nothing
+    # changed, nothing defined (for the existing network and for a new one).
+    for name in ("bad", "bad-new"):
+        r = net(lab, {"name": name, "xml": f"<network><name>{name}</name><forward mode='nat'/>"
+                      "<ip address='10.9.9.300' prefix='24'/></network>"})
+        assert r["failed"] is True and "net-define" in r["msg"], r
+        assert r["changed"] is False and r["commands"] == [], r
+        assert not exists(lab, "bad-new")
+        assert (virsh(lab, "net-list", "--all"), dumpxml(lab, "bad", True)) == before
+
+
+def libvirt_major(lab):
+    return int(lab.info["versions"]["libvirt"].split(".")[0])
+
+
+def test_what_libvirt_drops_from_an_existing_network_is_rolled_back(lab):
+    """libvirt keeps no <dhcp><option> (7.0, 9.0 and 11.3 alike): a run asking for one, with
+    another range end, on an existing running network fails verification naming it, and the
+    network is as it was: the same definition (uuid, bridge, MAC), running the same live
+    definition, nothing pending, the run says so with changed: false. With restart: true
+    the network had been restarted on the new definition: it is restarted on the old one."""
+    base = {"name": "drop", "forward": "nat", "autostart": True,
+            "ip": {"address": "192.168.180.1", "prefix": 24,
+                   "dhcp": {"start": "192.168.180.10", "end": "192.168.180.99"}}}
+    ok_changed(net(lab, base), True)
+
+    def state():
+        return dumpxml(lab, "drop", True), dumpxml(lab, "drop"), info(lab, "drop")
+
+    before = state()
+    lossy = before[0].replace(
+        "end='192.168.180.99'/>",
+        "end='192.168.180.120'/>\n      <option number='6' value='192.168.180.1'/>")
+    assert "<option" in lossy
+    for restart, ran in ((False, ["net-define", "net-define"]),
+                         (True, ["net-define", "net-destroy", "net-start"] * 2)):
+        r = net(lab, {"name": "drop", "xml": lossy, "restart": restart})
+        assert r["failed"] is True and r["changed"] is False, r
+        assert r["error_kind"] == "verification_failed", r
+        assert "the definition libvirt stored differs in ip.dhcp.option" in r["msg"], r["msg"]
+        assert r["msg"].endswith("rolled back: network drop is as it was before the run "
+                                 "(its previous definition and state were put back)"), r["msg"]
+        assert [c[3] for c in r["commands"]] == ran, (restart, r["commands"])
+        assert "end='192.168.180.120'" in r["stored_xml"] and "<option" not in r["stored_xml"]
+        assert r["xml"] == before[0]
+        assert not r.get("warnings"), r
+        assert state() == before, restart
+    ok_changed(net(lab, base), False)
+    # <title>: kept from libvirt 11 on, silently dropped by 9.0 and older (7.0 too).
+    titled = before[0].replace("</uuid>\n", "</uuid>\n  <title>LAN side</title>\n")
+    r = net(lab, {"name": "drop", "xml": titled})
+    if libvirt_major(lab) >= 11:
+        ok_changed(r, True)
+        assert "<title>LAN side</title>" in dumpxml(lab, "drop", True)
+        ok_changed(net(lab, {"name": "drop", "xml": titled}), False)
+    else:
+        assert r["failed"] is True and r["changed"] is False, r
+        assert "differs in title" in r["msg"] and "rolled back" in r["msg"], r["msg"]
+        assert state() == before
+    ok_changed(net(lab, {"name": "drop", "state": "absent"}), True)
 
 
 def test_virsh_missing_is_a_clear_failure(lab):

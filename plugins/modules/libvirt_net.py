@@ -130,7 +130,9 @@ options:
         one that differs from the existing network's is an error.
       - Compared semantically like the structured options. An element or value libvirt
         ignores or rewrites in a way kvmnet does not know makes the verification after the
-        change fail with the difference named, rather than a task that changes on every run.
+        change fail with the difference named, rather than a task that changes on every run;
+        the network is then put back as it was (its previous definition and state, or no
+        network), and the task says so with C(changed=false).
     type: str
   state:
     description:
@@ -396,8 +398,16 @@ xml:
       is redefined; in check mode with a definition to write, the one that would be handed to
       C(net-define).
     - Null after O(state=absent).
+    - After a failed verification, the definition the network has again (null when it was
+      removed again); what libvirt had stored is in RV(stored_xml).
   returned: always
   type: str
   sample: "<network>\n  <name>host-bridge</name>\n  <uuid>\
     c1da1a30-d80d-48e6-b500-e203490470a7</uuid>\n  <forward mode='bridge'/>\n  <bridge name='br0'/>\n</network>\n"
+stored_xml:
+  description:
+    - The definition libvirt stored from the task's, before verification failed and the
+      previous one was put back; against O(xml) it shows what libvirt dropped or rewrote.
+  returned: when verification failed
+  type: str
 '''

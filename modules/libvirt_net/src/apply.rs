@@ -3,7 +3,7 @@
 //! half-defined.
 
 use crate::params::Params;
-use crate::plan::{Op, Plan};
+use crate::plan::{pending_warning, Op, Plan};
 use kvmnet_protocol::{Ctx, Error, Result, Step};
 use kvmnet_virtxml::netstate;
 use kvmnet_virtxml::network;
@@ -114,16 +114,31 @@ pub fn put_back(
         }
     }
     ctx.rolled_back = true;
-    let how = if plan.desired.before.exists {
+    // No new definition is pending any more.
+    let pending = pending_warning(&p.name);
+    ctx.warnings.retain(|w| *w != pending);
+    let b = &plan.desired.before;
+    let how = if b.exists {
         "its previous definition and state were put back"
     } else {
         "it was removed again"
     };
-    Error {
+    let mut err = Error {
         msg: format!(
             "{}; rolled back: network {} is as it was before the run ({how})",
             err.msg, p.name
         ),
         ..err
+    };
+    // `xml` is the definition the network has now: the previous one again. What libvirt
+    // had made of the task's definition stays visible as `stored_xml`.
+    if let Some(stored) = err.extra.remove("xml") {
+        err.extra.insert("stored_xml".into(), stored);
     }
+    let now = if b.exists {
+        b.xml.clone().into()
+    } else {
+        serde_json::Value::Null
+    };
+    err.with("xml", now)
 }

@@ -336,9 +336,7 @@ fn present(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
     let restart_required = stale && !p.restart;
     plan.restart_required = Some(restart_required);
     if restart_required {
-        env.warn(format!(
-            "libvirt network '{name}' is running with its previous definition; the new one takes effect when the network is restarted (restart: true, or virsh net-destroy + net-start), which briefly disconnects its guests"
-        ));
+        env.warn(pending_warning(name));
     }
     report(env, p, n, &mut plan, new_inactive, restart_required);
     let xml = match &define {
@@ -348,6 +346,13 @@ fn present(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
     };
     plan.set("xml", xml);
     Ok(plan)
+}
+
+/// The warning of a run that leaves a new definition pending on a running network.
+pub fn pending_warning(name: &str) -> String {
+    format!(
+        "libvirt network '{name}' is running with its previous definition; the new one takes effect when the network is restarted (restart: true, or virsh net-destroy + net-start), which briefly disconnects its guests"
+    )
 }
 
 /// A definition as libvirt will store it, laid out like the stored one (`stored`) so

@@ -27,6 +27,8 @@ fn data(name: &str) -> &'static str {
         "ptpf" => include_str!("../tests/data/ptpf.out"),
         "transient" => include_str!("../tests/data/transient.out"),
         "missing" => include_str!("../tests/data/missing.out"),
+        // libvirt 9.0's own default network (from virtxml's captures, libvirt-9.0.0).
+        "default" => include_str!("../tests/data/default.out"),
         other => panic!("no data {other}"),
     }
 }
@@ -315,7 +317,7 @@ fn fails_before_reading(args: Value, want: &str) {
 }
 
 #[test]
-fn bad_input_fails_clearly_without_touching_anything() {
+fn options_that_do_not_fit_the_forward_mode_fail_before_anything_runs() {
     fails_before_reading(
         json!({"name": "n", "forward": "nat", "interfaces": ["ens32"], "ip": {"address": "10.0.0.1/24"}}),
         "option 'interfaces' does not fit forward nat",
@@ -360,6 +362,10 @@ fn bad_input_fails_clearly_without_touching_anything() {
         json!({"name": "n", "forward": "isolated", "bridge": "a-much-too-long-bridge-name"}),
         "bridge",
     );
+}
+
+#[test]
+fn a_bad_xml_option_fails_before_anything_runs() {
     fails_before_reading(
         json!({"name": "n", "xml": "<network><name>n</name>", "forward": "nat"}),
         "options are mutually exclusive: xml, forward",
@@ -380,6 +386,10 @@ fn bad_input_fails_clearly_without_touching_anything() {
         json!({"name": "n", "bridge": "br0"}),
         "option 'bridge' requires: forward",
     );
+}
+
+#[test]
+fn bad_ip_and_state_options_fail_before_anything_runs() {
     fails_before_reading(
         json!({"name": "n", "forward": "nat", "ip": {"address": "192.168.1.1"}}),
         "missing required option 'ip.prefix'",
@@ -406,6 +416,54 @@ fn bad_input_fails_clearly_without_touching_anything() {
         "option 'forward': value 'bogus' is not one of",
     );
     fails_before_reading(json!({"name": "a/b"}), "option 'name'");
+}
+
+/// The lines where two texts differ, as (before, after); both must have as many lines.
+fn changed_lines<'a>(before: &'a str, after: &'a str) -> Vec<(&'a str, &'a str)> {
+    assert_eq!(
+        before.lines().count(),
+        after.lines().count(),
+        "{before}\n---\n{after}"
+    );
+    before
+        .lines()
+        .zip(after.lines())
+        .filter(|(b, a)| b != a)
+        .collect()
+}
+
+#[test]
+fn options_give_a_minimal_diff_too() {
+    // libvirt's default network, stored with a netmask, described by options (a prefix)
+    // with another DHCP range end: the diff shows that line only, in libvirt's spelling.
+    let r = query(FakeRunner::new(), "default", "default");
+    let ip = json!({"address": "192.168.122.1/24",
+                    "dhcp": {"start": "192.168.122.2", "end": "192.168.122.200"}});
+    let rep = run(
+        check(json!({"name": "default", "forward": "nat", "ip": ip})),
+        r,
+    );
+    let d = &rep.json["diff"][0];
+    assert_eq!(
+        changed_lines(d["before"].as_str().unwrap(), d["after"].as_str().unwrap()),
+        vec![(
+            "      <range start='192.168.122.2' end='192.168.122.254'/>",
+            "      <range start='192.168.122.2' end='192.168.122.200'/>"
+        )],
+        "{}",
+        rep.json
+    );
+    // A host bridge network moved to another bridge: one line.
+    let r = links(query(FakeRunner::new(), "host-bridge", "host-bridge"));
+    let rep = run(
+        check(json!({"name": "host-bridge", "forward": "bridge", "bridge": "br1"})),
+        r,
+    );
+    let d = &rep.json["diff"][0];
+    assert_eq!(
+        changed_lines(d["before"].as_str().unwrap(), d["after"].as_str().unwrap()),
+        vec![("  <bridge name='br0'/>", "  <bridge name='br1'/>")]
+    );
 }
 
 #[test]

@@ -14,18 +14,6 @@ pub fn sort_attrs(el: &mut Element) {
     }
 }
 
-/// Lower-case every `address` attribute of `<mac>` elements.
-pub fn lowercase_macs(el: &mut Element) {
-    if el.name == "mac" {
-        if let Some(a) = el.attr("address").map(str::to_ascii_lowercase) {
-            el.set_attr("address", &a);
-        }
-    }
-    for c in &mut el.children {
-        lowercase_macs(c);
-    }
-}
-
 /// Order children by element name, keeping the document order of same-named siblings
 /// (libvirt's lists such as `<interface>` pools, `<range>`s and `<host>`s keep their
 /// meaning). Different element kinds never depend on their relative order in libvirt
@@ -54,10 +42,10 @@ pub fn remove_default_attr(el: &mut Element, key: &str, default: &str) {
     }
 }
 
-/// The generic canonical form both sides of a comparison go through: attribute order,
-/// child order and MAC case no longer matter.
+/// The generic canonical form both sides of a comparison go through: attribute order and
+/// child order no longer matter. Spelling (MAC case, number formats) is libvirt's and
+/// lives in `network::respell`, which a network goes through first.
 pub fn canonical(el: &mut Element) {
-    lowercase_macs(el);
     sort_attrs(el);
     sort_children(el);
 }

@@ -67,7 +67,11 @@ const ATTR_ORDER: &[(&str, &[&str])] = &[
     ("lease", &["expiry", "unit"]),
     ("bootp", &["file", "server"]),
     ("portgroup", &["name", "default", "trustGuestRxFilters"]),
-    ("address", &["start", "end"]),
+    // A NAT range's <address start end>, a hostdev pool's <address type='pci' ...>.
+    (
+        "address",
+        &["start", "end", "type", "domain", "bus", "slot", "function"],
+    ),
     ("port", &["start", "end"]),
     (
         "route",

@@ -3,7 +3,8 @@
 //! definition a user wrote reads as libvirt will store it. Every rewrite keeps the
 //! document's structure and order (the diff of a change shows only the change); each is
 //! one function with a unit case below. Measured against libvirt 7.0, 9.0 and 11.3 by
-//! tests/test_libvirt_net_corpus.py.
+//! tests/test_net_corpus.py. This is the one place that knows libvirt's spelling of a
+//! network (MAC case included); `normalize` holds only what is not about spelling.
 
 use crate::network::{forward_mode, OWN_BRIDGE_MODES};
 use crate::tree::Element;
@@ -23,6 +24,7 @@ pub fn respell(net: &Element) -> Element {
         srv(el);
         portgroup(el);
         mac_lower_case(el);
+        pci_address(el, parent);
     });
     n
 }
@@ -212,6 +214,50 @@ fn mac_lower_case(el: &mut Element) {
     }
 }
 
+/// A number as libvirt's parser reads it (`strtoul` with base 0, as `virXMLPropUInt` and
+/// `virStrToLong_uip` do): `0x`/`0X` hex, a leading `0` octal, else decimal.
+fn c_number(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else if v.len() > 1 && v.starts_with('0') {
+        u64::from_str_radix(&v[1..], 8).ok()
+    } else {
+        v.parse().ok()
+    }
+}
+
+/// A hostdev pool's `<forward><address type='pci'>`: libvirt prints it as
+/// `virPCIDeviceAddressFormat` does (domain `0x%04x`, bus and slot `0x%02x`, function
+/// `0x%x`; one left out is 0) and does not keep `multifunction` (measured on 7.0, 9.0
+/// and 11.3: `bus='3' slot='16'` is stored as `bus='0x03' slot='0x10'`, `bus='010'` as
+/// `bus='0x08'`). A value libvirt cannot read is left as written (libvirt refuses it).
+fn pci_address(el: &mut Element, parent: &str) {
+    if el.name != "address" || parent != "forward" || el.attr("type") != Some("pci") {
+        return;
+    }
+    let fields = [("domain", 4), ("bus", 2), ("slot", 2), ("function", 1)];
+    let parsed: Option<Vec<u64>> = fields
+        .iter()
+        .map(|(a, _)| el.attr(a).map_or(Some(0), c_number))
+        .collect();
+    let Some(values) = parsed else {
+        return;
+    };
+    // In libvirt's order: type, domain, bus, slot, function.
+    let rest: Vec<(String, String)> = el
+        .attrs
+        .iter()
+        .filter(|(k, _)| k != "type" && k != "multifunction" && fields.iter().all(|(a, _)| k != a))
+        .cloned()
+        .collect();
+    el.attrs = vec![("type".to_string(), "pci".to_string())];
+    for ((a, width), v) in fields.iter().zip(values) {
+        el.attrs.push((a.to_string(), format!("0x{v:0width$x}")));
+    }
+    el.attrs.extend(rest);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +395,31 @@ mod tests {
     fn portgroup_default_no_is_not_written() {
         assert!(r("<network><forward mode='bridge'/><bridge name='br0'/><portgroup name='a' default='no'/></network>").contains("<portgroup name='a'/>"));
         assert!(r("<network><forward mode='bridge'/><bridge name='br0'/><portgroup name='a' default='yes'/></network>").contains("default='yes'"));
+    }
+
+    #[test]
+    fn pci_addresses_of_a_hostdev_pool_as_libvirt_prints_them() {
+        let x = r("<network><forward mode='hostdev' managed='yes'><address type='pci' domain='0' bus='3' slot='16' function='1'/><address type='pci' bus='010' slot='0X1F' function='07' multifunction='on'/><address type='pci' domain='0x0001' bus='0xA' slot='0x1' function='0x2'/></forward></network>");
+        for want in [
+            "<address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/>",
+            "<address type='pci' domain='0x0000' bus='0x08' slot='0x1f' function='0x7'/>",
+            "<address type='pci' domain='0x0001' bus='0x0a' slot='0x01' function='0x2'/>",
+        ] {
+            assert!(x.contains(want), "{want} in {x}");
+        }
+        // libvirt's own text stays as it is; what libvirt cannot read is left alone.
+        let stored = "<address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/>";
+        assert!(r(&format!(
+            "<network><forward mode='hostdev'>{stored}</forward></network>"
+        ))
+        .contains(stored));
+        let bad = "<address type='pci' bus='08' slot='1'/>";
+        assert!(r(&format!(
+            "<network><forward mode='hostdev'>{bad}</forward></network>"
+        ))
+        .contains("bus='08' slot='1'"));
+        // Only a pool's addresses: a NAT range's <address> is not a PCI address.
+        assert!(r("<network><forward mode='nat'><nat><address start='192.0.2.1' end='192.0.2.9'/></nat></forward></network>").contains("<address start='192.0.2.1' end='192.0.2.9'/>"));
     }
 
     #[test]
