@@ -6,6 +6,12 @@
 use crate::params::{Params, Persistence, State};
 use kvmnet_iproute::{find, normalize_mac, read_links, Link, MacvlanMode};
 use kvmnet_nmcli::conn::{self, Conn, Props};
+use kvmnet_nmdbus::keyfiles::{READ_ONLY, SAVED};
+
+/// The keyfile folders searched for other profiles that name the link: saved and read-only
+/// ones (the in-memory folder holds, above all, the profiles NetworkManager generates for
+/// guests' taps, one per guest).
+const SAVED_KEYFILES: &[&str] = &[SAVED, READ_ONLY];
 use kvmnet_protocol::{Ctx, ErrorKind, Result};
 
 /// The settings read for a macvlan profile (setting-level names: every NM knows them).
@@ -89,10 +95,11 @@ pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Current> {
 }
 
 /// `persistent: true` on a link that exists, without nmcli: its profiles are those its
-/// NetworkManager device can activate or has active (D-Bus), and the macvlan keyfiles
-/// that name it (a profile for another parent or mode, which the device does not list;
-/// NetworkManager keeps every macvlan profile as a keyfile). A no-change run starts ONE
-/// process (ip). `None` (the full read decides) for anything else: no link yet, a device
+/// NetworkManager device can activate or has active (D-Bus), and the saved macvlan
+/// keyfiles that name it (a profile for another parent or mode, which the device does not
+/// list; NetworkManager keeps every macvlan profile as a keyfile). A no-change run starts
+/// ONE process (ip). Only the full read sees an in-memory profile (`save no`) that names
+/// the link for another parent or mode. `None` (the full read decides) for anything else: no link yet, a device
 /// NetworkManager does not manage, `persistent: false` and `state: absent` (which must
 /// show that no profile names the link: only nmcli's full list can).
 pub fn read_quick(ctx: &mut Ctx, p: &Params) -> Result<Option<Current>> {
@@ -105,10 +112,11 @@ pub fn read_quick(ctx: &mut Ctx, p: &Params) -> Result<Option<Current>> {
     }
     let named =
         |x: &kvmnet_nmcli::Profile| x.kind() == "macvlan" && x.interface_name() == Some(&p.name);
-    let uuids: Vec<String> = kvmnet_nmdbus::keyfiles::profiles_where(ctx, named)
-        .iter()
-        .map(|x| x.uuid().to_string())
-        .collect();
+    let uuids: Vec<String> =
+        kvmnet_nmdbus::keyfiles::profiles_where(ctx, SAVED_KEYFILES, "macvlan", named)
+            .iter()
+            .map(|x| x.uuid().to_string())
+            .collect();
     let Some(v) = kvmnet_nmdbus::view::read(ctx, std::slice::from_ref(&p.name), &uuids)? else {
         return Ok(None);
     };

@@ -2,11 +2,14 @@
 //! or persistent across reboots (a NetworkManager macvlan profile with `tap yes`).
 //!
 //! read: one `ip -j -d link show` (every link: the parent and its other macvlan/macvtap
-//! links matter too) and, when NetworkManager is involved (`persistent` given, or
-//! `state: absent`), one `nmcli` list call whose FILENAME column leads to the macvlan
-//! profiles' keyfiles (read directly; `con show` only for a profile stored another way).
-//! A no-change run starts ONE process for a runtime link (ip), TWO for a persistent one
-//! or `state: absent` (ip, nmcli). plan: the `ip`/`nmcli` commands that make the
+//! links matter too) and, when NetworkManager is involved: for `persistent: true` on a
+//! link NetworkManager manages, its device and profiles over D-Bus (current.rs
+//! `read_quick`: ~8 calls in four rounds, and the saved macvlan keyfiles as an index);
+//! otherwise (`persistent: false`, `state: absent`, no link yet, or the quick read saw a
+//! change) one `nmcli` list call whose FILENAME column leads to the macvlan profiles'
+//! keyfiles (read directly; `con show` only for a profile stored another way).
+//! A no-change run starts ONE process (ip), for a runtime and a persistent link alike;
+//! TWO (ip, nmcli) for `persistent: false` or `state: absent`. plan: the `ip`/`nmcli` commands that make the
 //! difference; a new profile's UUID is NetworkManager's, read from its answer in apply.
 //! verify: the same reads again, compared with what was asked.
 

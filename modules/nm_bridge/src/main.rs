@@ -1,12 +1,16 @@
 //! kvmnet.network.nm_bridge — a NetworkManager bridge and its ports as declared state.
 //!
-//! read: 2 nmcli calls (the profile list, then every profile's settings in one `con show`)
-//! and one `ip -j -d addr show`; the memory file under /var/lib/kvmnet/nm_bridge and the
-//! pending-checkpoint marker under /run/kvmnet/nm_bridge are read directly (no process).
-//! A no-change run starts THREE processes and opens no D-Bus connection. Only a run that
-//! takes a port into the bridge asks NetworkManager for its devices (one more nmcli); only
-//! while a marker says an interrupted run's checkpoint may be pending is NetworkManager
-//! asked about it over D-Bus.
+//! read, quick (quick.rs), what decides a no-change run: ONE process (`ip -j -d addr
+//! show`), NetworkManager over D-Bus (the bridge's device, then four rounds of calls sent
+//! at once: the devices of the bridge, the listed ports and the host's NICs, their active
+//! connections, the profiles they can activate, the saved bridge and port keyfiles read as
+//! an index, ~17 calls whatever the number of profiles or guests' taps), the memory file
+//! and the marker read directly. A no-change run starts ONE process and no nmcli.
+//! read, full (current.rs), when the quick read finds a change or cannot tell: 2 nmcli
+//! calls (the profile list, then every profile's settings in one `con show`) and one `ip`.
+//! Only a run that takes a port into the bridge asks NetworkManager for its devices (one
+//! more nmcli); only while a marker says an interrupted run's checkpoint may be pending is
+//! NetworkManager asked about it over D-Bus.
 //! plan: nmcli commands by UUID; a profile this run creates gets its UUID from
 //! NetworkManager's answer, shown as `<uuid of NAME>` in the planned commands. `inherit`
 //! hands the bridge the IP configuration and MAC address of the port it takes over.

@@ -27,7 +27,7 @@ use crate::memory::Remembered;
 use crate::params::Params;
 use kvmnet_iproute::{read_links, Link};
 use kvmnet_nmcli::{Conn, Profile};
-use kvmnet_nmdbus::keyfiles::{generated, profiles_where};
+use kvmnet_nmdbus::keyfiles::{generated, profiles_where, READ_ONLY, SAVED};
 use kvmnet_nmdbus::view;
 use kvmnet_protocol::{Ctx, Result};
 
@@ -83,7 +83,9 @@ pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Option<Current>> {
         return Ok(None);
     }
     let remembered = Remembered::read(ctx, &p.name);
-    let keyfiles = profiles_where(ctx, |x| indexed(x, &p.name));
+    // Saved and read-only keyfiles: a stale port profile is a saved one (the in-memory
+    // folder holds, above all, the profiles NetworkManager generated for guests' taps).
+    let keyfiles = profiles_where(ctx, &[SAVED, READ_ONLY], "bridge", |x| indexed(x, &p.name));
     let mut uuids: Vec<String> = remembered
         .memory
         .disabled
@@ -140,4 +142,37 @@ fn ports_of(keyfiles: &[Profile], bridges: &[&Profile], name: &str) -> Vec<Strin
         .filter(|x| x.port_type() == Some("bridge") && x.controller().is_some_and(ours))
         .map(|x| x.uuid().to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::inherit::INHERITED;
+    use crate::params::{MAC_PROP, MTU_PROP};
+    use kvmnet_nmdbus::settings::known;
+
+    #[test]
+    fn every_property_the_plan_compares_is_read_over_dbus_as_nmcli_prints_it() {
+        let mut props: Vec<&str> = INHERITED.iter().map(|(k, _)| *k).collect();
+        props.extend([
+            "connection.id",
+            "connection.type",
+            "connection.interface-name",
+            "connection.autoconnect",
+            "connection.master",
+            "connection.slave-type",
+            "connection.controller",
+            "connection.port-type",
+            "bridge.stp",
+            "bridge.forward-delay",
+            "bridge.priority",
+            "bridge.hello-time",
+            "bridge.max-age",
+            "bridge.mac-address",
+            "802-3-ethernet.mac-address",
+            MAC_PROP,
+            MTU_PROP,
+        ]);
+        let unknown: Vec<&&str> = props.iter().filter(|k| !known(k)).collect();
+        assert!(unknown.is_empty(), "{unknown:?}");
+    }
 }

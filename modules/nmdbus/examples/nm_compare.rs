@@ -3,16 +3,18 @@
 //! modules read. The lab tests run it on every NetworkManager the lab has
 //! (tests/test_nm_quick.py); by hand, on a host with NetworkManager:
 //!
-//! `cargo run --example nm_compare -- [--dump] IFACE... [--uuid UUID...]`
+//! `cargo run --example nm_compare -- [--dump] [--capture DIR] IFACE... [--uuid UUID...]`
 //!
 //! Prints one JSON object (`profiles`, `differences`); exit status 1 when they differ.
-//! `--dump` adds each profile's D-Bus settings as read (to capture for unit tests).
+//! `--dump` adds each profile's D-Bus settings as read; `--capture DIR` writes, for each
+//! profile, NetworkManager's `GetSettings` reply (`ID.dbus.json`) and nmcli's terse output
+//! (`ID.nmcli`): the captures the unit tests (tests/captured.rs) hold the reader against.
 
 use kvmnet_nmcli::conn::{self, Props};
 use kvmnet_nmdbus::settings::known;
 use kvmnet_nmdbus::{view, SystemBus};
 use kvmnet_protocol::runner::SystemRunner;
-use kvmnet_protocol::Ctx;
+use kvmnet_protocol::{BusCall, Ctx};
 use serde_json::{json, Value};
 
 const SETTINGS: &str = "connection,bridge,802-3-ethernet,macvlan,ipv4,ipv6";
@@ -26,14 +28,57 @@ fn norm(v: Option<&str>) -> String {
     }
 }
 
+/// Each profile's `GetSettings` reply and nmcli's output, as the tools gave them.
+fn write_captures(ctx: &mut Ctx, dir: &str, conns: &[kvmnet_nmcli::Conn]) {
+    std::fs::create_dir_all(dir).expect("capture folder");
+    for c in conns {
+        let by_uuid = BusCall::new(
+            kvmnet_nmdbus::NM,
+            view::SETTINGS_PATH,
+            view::SETTINGS,
+            "GetConnectionByUuid",
+            vec![json!(c.uuid)],
+        );
+        let path = ctx.bus_read(&by_uuid).expect("GetConnectionByUuid");
+        let path = path[0].as_str().unwrap_or_default().to_string();
+        let get = BusCall::new(
+            kvmnet_nmdbus::NM,
+            path,
+            view::CONNECTION,
+            "GetSettings",
+            vec![],
+        );
+        let reply = ctx.bus_read(&get).expect("GetSettings");
+        let name: String = c
+            .id()
+            .chars()
+            .map(|ch| {
+                if ch.is_ascii_alphanumeric() || ch == '-' {
+                    ch
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let pretty = serde_json::to_string_pretty(&reply[0]).unwrap_or_default() + "\n";
+        std::fs::write(format!("{dir}/{name}.dbus.json"), pretty).expect("write");
+        let argv = conn::show_argv(SETTINGS, [c.uuid.as_str()]);
+        let out = ctx.read(&argv).expect("nmcli con show");
+        std::fs::write(format!("{dir}/{name}.nmcli"), out.stdout).expect("write");
+    }
+}
+
 fn main() {
     let mut ifaces = Vec::new();
     let mut uuids = Vec::new();
     let mut dump = false;
     let mut by_uuid = false;
-    for a in std::env::args().skip(1) {
+    let mut capture: Option<String> = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
         match a.as_str() {
             "--dump" => dump = true,
+            "--capture" => capture = args.next(),
             "--uuid" => by_uuid = true,
             _ if by_uuid => uuids.push(a),
             _ => ifaces.push(a),
@@ -98,6 +143,9 @@ fn main() {
             );
         }
         profiles.push(p);
+    }
+    if let Some(dir) = &capture {
+        write_captures(&mut ctx, dir, &v.conns.conns);
     }
     let devices: Vec<Value> = v
         .devices

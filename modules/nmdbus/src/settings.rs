@@ -427,3 +427,92 @@ fn fill_defaults(p: &mut Profile, nm: NmVersion) {
             .or_insert_with(|| d.to_string());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn bridge(extra_ipv4: Value) -> Value {
+        let mut ipv4 = json!({"method": "manual",
+            "address-data": [{"address": "192.0.2.10", "prefix": 24}]});
+        if let (Some(m), Some(e)) = (ipv4.as_object_mut(), extra_ipv4.as_object()) {
+            m.extend(e.clone());
+        }
+        json!({"connection": {"id": "bridge-br0", "uuid": "u1", "type": "bridge",
+                              "interface-name": "br0"},
+               "bridge": {"stp": false}, "ipv4": ipv4, "ipv6": {"method": "disabled"}})
+    }
+
+    #[test]
+    fn defaults_are_filled_as_nmcli_prints_them_on_each_version() {
+        let p = profile(&bridge(json!({})), NmVersion(1, 42)).unwrap();
+        assert_eq!(p.get("bridge.stp"), Some("no"));
+        assert_eq!(p.get("bridge.forward-delay"), Some("15"));
+        assert_eq!(p.get("connection.autoconnect"), Some("yes"));
+        assert_eq!(p.get("ipv4.addresses"), Some("192.0.2.10/24"));
+        assert_eq!(p.get("ipv6.addr-gen-mode"), Some("default"));
+        assert_eq!(p.get("ipv4.dhcp-send-hostname"), Some("yes"));
+        assert_eq!(p.get("802-3-ethernet.mtu"), Some("auto"));
+        assert_eq!(p.get("connection.controller"), None);
+        let old = profile(&bridge(json!({})), NmVersion(1, 30)).unwrap();
+        assert_eq!(old.get("ipv6.addr-gen-mode"), Some("stable-privacy"));
+        assert_eq!(
+            old.get("ipv4.link-local"),
+            None,
+            "1.30 has no ipv4.link-local"
+        );
+        assert_eq!(old.get("802-3-ethernet.mtu"), None);
+        let new = profile(&bridge(json!({})), NmVersion(1, 52)).unwrap();
+        assert_eq!(new.get("ipv4.dhcp-send-hostname"), Some("-1"));
+        assert_eq!(new.get("connection.controller"), Some(""));
+        assert_eq!(new.get("connection.master"), Some(""));
+    }
+
+    #[test]
+    fn what_nmcli_would_print_otherwise_is_not_read() {
+        let with_table =
+            json!({"route-data": [{"dest": "198.51.100.0", "prefix": 24, "table": 100}]});
+        assert!(profile(&bridge(with_table), NmVersion(1, 42)).is_err());
+        let rules = json!({"routing-rules": [{"priority": 5, "table": 100}]});
+        assert!(profile(&bridge(rules), NmVersion(1, 42)).is_err());
+        let none = json!({"route-data": [], "routing-rules": []});
+        let p = profile(&bridge(none), NmVersion(1, 42)).unwrap();
+        assert_eq!(p.get("ipv4.routes"), Some(""));
+        assert!(profile(&json!("not settings"), NmVersion(1, 42)).is_err());
+    }
+
+    #[test]
+    fn old_spellings_of_dns_and_mac_addresses() {
+        // NetworkManager before dns-data: IPv4 servers as u32 in network byte order, IPv6 as bytes
+        let s = json!({"connection": {"id": "x", "uuid": "u", "type": "802-3-ethernet"},
+                       "802-3-ethernet": {"cloned-mac-address": [82, 84, 0, 170, 187, 204]},
+                       "ipv4": {"method": "manual", "dns": [16843009u32, 134744072u32]},
+                       "ipv6": {"method": "manual", "dns": [[32, 1, 13, 184, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 83]]}});
+        let p = profile(&s, NmVersion(1, 30)).unwrap();
+        assert_eq!(p.get("ipv4.dns"), Some("1.1.1.1,8.8.8.8"));
+        assert_eq!(p.get("ipv6.dns"), Some("2001:db8::53"));
+        assert_eq!(
+            p.get("802-3-ethernet.cloned-mac-address"),
+            Some("52:54:00:AA:BB:CC")
+        );
+        assert_eq!(NmVersion::parse("1.52.1"), Some(NmVersion(1, 52)));
+        assert_eq!(NmVersion::parse("x"), None);
+    }
+
+    #[test]
+    fn the_properties_the_modules_compare_are_known() {
+        for k in [
+            "connection.autoconnect",
+            "bridge.stp",
+            "ipv4.method",
+            "ipv6.addresses",
+            "802-3-ethernet.cloned-mac-address",
+            "macvlan.mode",
+            "macvlan.parent",
+        ] {
+            assert!(known(k), "{k}");
+        }
+        assert!(!known("connection.timestamp"));
+    }
+}
