@@ -1,9 +1,10 @@
 //! The per-host lock: two kvmnet modules running at once on one host take turns.
 
+use crate::ctx::Ctx;
 use crate::error::{Error, ErrorKind, Result};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Held until dropped (the kernel releases the flock when the file closes).
 #[derive(Debug)]
@@ -28,7 +29,9 @@ pub fn default_path() -> PathBuf {
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 impl HostLock {
-    pub fn acquire(path: &Path, wait: Duration) -> Result<HostLock> {
+    /// Take the lock, waiting at most `wait` on `ctx`'s clock (the test double's never
+    /// sleeps for real).
+    pub fn acquire(ctx: &mut Ctx, path: &Path, wait: Duration) -> Result<HostLock> {
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -40,7 +43,7 @@ impl HostLock {
                     path.display()
                 ))
             })?;
-        let start = Instant::now();
+        let start = ctx.now();
         loop {
             match file.try_lock() {
                 Ok(()) => {
@@ -50,7 +53,7 @@ impl HostLock {
                     })
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    if start.elapsed() >= wait {
+                    if ctx.now().saturating_sub(start) >= wait {
                         return Err(Error::new(
                             ErrorKind::Busy,
                             format!(
@@ -60,7 +63,7 @@ impl HostLock {
                             ),
                         ));
                     }
-                    std::thread::sleep(Duration::from_millis(20));
+                    ctx.sleep(Duration::from_millis(20));
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
                     return Err(Error::missing_dependency(format!(
@@ -77,17 +80,24 @@ impl HostLock {
 mod tests {
     use super::*;
 
+    use crate::testing::FakeRunner;
+
     #[test]
     fn second_holder_waits_then_fails_clearly() {
+        // A real lock file, the test double's clock: the second holder waits its 60 s
+        // (3000 rounds of 20 ms, none slept for real), then gives up.
         let dir = std::env::temp_dir().join(format!("kvmnet-lock-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("kvmnet.lock");
-        let first = HostLock::acquire(&path, DEFAULT_WAIT).unwrap();
-        let e = HostLock::acquire(&path, Duration::from_millis(100)).unwrap_err();
+        let mut ctx = Ctx::new(Default::default(), Box::new(FakeRunner::new()));
+        let first = HostLock::acquire(&mut ctx, &path, DEFAULT_WAIT).unwrap();
+        let before = ctx.now();
+        let e = HostLock::acquire(&mut ctx, &path, DEFAULT_WAIT).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Busy);
-        assert!(e.msg.contains("for more than 0 s"), "{}", e.msg);
+        assert!(e.msg.contains("for more than 60 s"), "{}", e.msg);
+        assert_eq!(ctx.now() - before, DEFAULT_WAIT);
         drop(first);
-        assert!(HostLock::acquire(&path, Duration::from_millis(100)).is_ok());
+        assert!(HostLock::acquire(&mut ctx, &path, DEFAULT_WAIT).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -245,7 +245,7 @@ fn drive<M: Module>(
 ) -> Result<Outcome> {
     let params = validate::<M>(spec, inv, ctx, progress)?;
     let _held = match (&lock, ctx.check_mode() || M::READ_ONLY) {
-        (Some(path), false) => Some(HostLock::acquire(path, lock::DEFAULT_WAIT)?),
+        (Some(path), false) => Some(HostLock::acquire(ctx, path, lock::DEFAULT_WAIT)?),
         _ => None, // check mode and read-only modules write nothing, not even a lock file
     };
     let (current, mut plan) = match quick::<M>(ctx, &params) {

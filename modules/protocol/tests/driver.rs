@@ -461,3 +461,59 @@ fn names_outside_ascii_need_a_utf8_locale() {
     );
     assert_eq!(r.json["failed"], false, "{}", r.json);
 }
+
+#[test]
+fn a_bad_choice_under_task_wide_no_log_does_not_echo_its_value() {
+    // The issue's own example: `option 'state': value '<the value>' ...` must not repeat a
+    // value of a no_log task.
+    let r = run_module::<Toy>(
+        json!({"name": "ens32", "state": "s3cret-state", "_ansible_no_log": true}),
+        FakeRunner::new(),
+    );
+    assert_eq!(r.json["failed"], true, "{}", r.json);
+    assert_eq!(r.json["error_kind"], "invalid_argument");
+    assert!(r.json["msg"].as_str().unwrap().contains("'state'"), "{}", r.json);
+    assert!(!r.json.to_string().contains("s3cret"), "{}", r.json);
+}
+
+#[test]
+fn the_double_fails_a_command_given_other_stdin() {
+    use kvmnet_protocol::Runner;
+    let mut double = FakeRunner::new().expect_stdin(&["tee", "/x"], "want\n", Output::ok(""));
+    let argv: Vec<String> = ["tee", "/x"].iter().map(|s| s.to_string()).collect();
+    let e = double.run(&argv, Some("other\n")).unwrap_err();
+    assert!(e.msg.contains("expected stdin"), "{}", e.msg);
+}
+
+/// A read-only module whose plan (wrongly) has a step: the driver refuses to run it.
+struct Reporter;
+
+impl Module for Reporter {
+    const NAME: &'static str = "reporter";
+    const READ_ONLY: bool = true;
+    type Params = P;
+    type Current = i64;
+    type Desired = i64;
+    type Action = Action;
+    fn spec() -> Spec {
+        Toy::spec()
+    }
+    fn read(ctx: &mut Ctx, p: &P) -> Result<i64> {
+        Toy::read(ctx, p)
+    }
+    fn plan(env: &mut Env, p: &P, cur: &i64) -> Result<Plan<i64, Action>> {
+        Toy::plan(env, p, cur)
+    }
+}
+
+#[test]
+fn a_read_only_module_that_plans_a_step_is_a_bug_and_runs_nothing() {
+    let r = run_module::<Reporter>(
+        json!({"name": "ens32", "mtu": 9000}),
+        FakeRunner::new().expect(SHOW, mtu(1500)),
+    );
+    assert_eq!(r.json["failed"], true, "{}", r.json);
+    assert_eq!(r.json["error_kind"], "bug");
+    assert_eq!(r.json["changed"], false);
+    assert_eq!(r.calls.len(), 1, "only the read: {:?}", r.calls);
+}
