@@ -11,3 +11,17 @@ fn golden_cases() {
         "/tests/cases"
     ));
 }
+
+/// Any args file, any shape: one well-formed result (kvmnet_protocol::testing::props).
+mod props {
+    use kvmnet_protocol::testing::props::{any_args, one_result, option_names};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_args_give_one_result(args in any_args(option_names::<crate::DomainIface>())) {
+            one_result::<crate::DomainIface>(args)?;
+        }
+    }
+}

@@ -500,3 +500,17 @@ fn libvirtd_not_reachable_is_a_clear_failure() {
         "{j}"
     );
 }
+
+/// Any args file, any shape: one well-formed result (kvmnet_protocol::testing::props).
+mod props {
+    use kvmnet_protocol::testing::props::{any_args, one_result, option_names};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_args_give_one_result(args in any_args(option_names::<crate::LibvirtNet>())) {
+            one_result::<crate::LibvirtNet>(args)?;
+        }
+    }
+}

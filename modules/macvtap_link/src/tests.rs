@@ -70,3 +70,17 @@ fn bad_input_fails_before_reading_anything() {
         assert!(r.calls.is_empty(), "{args}: nothing is read or run");
     }
 }
+
+/// Any args file, any shape: one well-formed result (kvmnet_protocol::testing::props).
+mod props {
+    use kvmnet_protocol::testing::props::{any_args, one_result, option_names};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_args_give_one_result(args in any_args(option_names::<crate::MacvtapLink>())) {
+            one_result::<crate::MacvtapLink>(args)?;
+        }
+    }
+}

@@ -223,3 +223,17 @@ fn guests_of_another_host_are_not_joined_with_this_hosts_links() {
     );
     assert_eq!((&i["bridge"], &i["parent"]), (&Value::Null, &Value::Null));
 }
+
+/// Any args file, any shape: one well-formed result (kvmnet_protocol::testing::props).
+mod props {
+    use kvmnet_protocol::testing::props::{any_args, one_result, option_names};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_args_give_one_result(args in any_args(option_names::<crate::NetInfo>())) {
+            one_result::<crate::NetInfo>(args)?;
+        }
+    }
+}

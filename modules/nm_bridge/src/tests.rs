@@ -363,3 +363,17 @@ fn a_gateway_that_never_answers_is_rolled_back() {
         json!("the host was not verified reachable within 45 s: the gateway 198.51.100.1 does not answer on br0; rolled back: NetworkManager restored ens32 to its state before this run; ens32 holds 198.51.100.106/24 again")
     );
 }
+
+/// Any args file, any shape: one well-formed result (kvmnet_protocol::testing::props).
+mod props {
+    use kvmnet_protocol::testing::props::{any_args, one_result, option_names};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn any_args_give_one_result(args in any_args(option_names::<crate::NmBridge>())) {
+            one_result::<crate::NmBridge>(args)?;
+        }
+    }
+}

@@ -438,3 +438,77 @@ pub fn run_cases<M: Module>(dir: &str) {
         failures.join("\n\n")
     );
 }
+
+/// The property every module holds (its unit tests run it with the `props` feature): an
+/// args file of any shape, with the module's own option names, Ansible's keys and anything
+/// at all, gives exactly one JSON result with `failed`, `changed` and `msg`, and the exit
+/// status Ansible expects. The double answers nothing: a run that gets as far as reading the
+/// host fails there, which is one result too.
+#[cfg(feature = "props")]
+pub mod props {
+    use super::{run_module, FakeRunner};
+    use crate::module::Module;
+    use proptest::prelude::*;
+    use serde_json::{json, Value};
+
+    /// Any JSON, and objects whose keys are the module's options, `_ansible_*` keys or
+    /// anything.
+    pub fn any_args(options: Vec<String>) -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            ".{0,16}".prop_map(Value::String),
+            Just(json!("ens32")),
+            Just(json!("--help")),
+            Just(json!("present")),
+            Just(json!("absent")),
+        ];
+        let value = leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(".{0,6}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        let mut keys: Vec<String> = options;
+        keys.extend(
+            [
+                "_ansible_check_mode",
+                "_ansible_no_log",
+                "_ansible_diff",
+                "_ansible_verbosity",
+            ]
+            .map(String::from),
+        );
+        let key = prop_oneof![prop::sample::select(keys), ".{0,6}"];
+        prop_oneof![
+            value.clone(),
+            prop::collection::btree_map(key, value, 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    }
+
+    /// The option names of module `M` (from its spec).
+    pub fn option_names<M: Module>() -> Vec<String> {
+        M::spec()
+            .to_argument_spec()
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Run `M` on `args` against a double that answers nothing: one well-formed result.
+    pub fn one_result<M: Module>(args: Value) -> Result<(), TestCaseError> {
+        let r = run_module::<M>(args, FakeRunner::new());
+        let j = &r.json;
+        prop_assert!(j.is_object(), "{}", j);
+        prop_assert!(j["failed"].is_boolean(), "{}", j);
+        prop_assert!(j["changed"].is_boolean(), "{}", j);
+        prop_assert!(j["msg"].is_string(), "{}", j);
+        prop_assert_eq!(j["changed"].as_bool(), Some(false), "nothing ran: {}", j);
+        prop_assert_eq!(r.rc, if j["failed"] == true { 1 } else { 0 });
+        Ok(())
+    }
+}

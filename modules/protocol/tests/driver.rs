@@ -472,7 +472,11 @@ fn a_bad_choice_under_task_wide_no_log_does_not_echo_its_value() {
     );
     assert_eq!(r.json["failed"], true, "{}", r.json);
     assert_eq!(r.json["error_kind"], "invalid_argument");
-    assert!(r.json["msg"].as_str().unwrap().contains("'state'"), "{}", r.json);
+    assert!(
+        r.json["msg"].as_str().unwrap().contains("'state'"),
+        "{}",
+        r.json
+    );
     assert!(!r.json.to_string().contains("s3cret"), "{}", r.json);
 }
 
