@@ -263,7 +263,8 @@ class BinaryModuleAction(ActionBase):
         self._check_arch(arch, hashes)  # "arch": never in hashes, so this fails the task
         if kind == "unsafe":
             warnings.append(f"{COLLECTION}: {detail}; it is not private to the user the module runs as, so it "
-                            "was not used: the module was sent in a temporary directory")
+                            "was not used: the module was sent in a temporary directory, as Ansible sends any "
+                            "module (give ansible_remote_tmp a path only that user and root can change)")
         elif kind == "unwritable":
             display.vvv(f"kvmnet: {detail}: plain transfer", host=self._host_name(task_vars))
         elif kind == "sendfailed":
