@@ -6,13 +6,16 @@ a NetworkManager bridge br0 with ens32 as its port and a guest's tap, a persiste
 (NetworkManager profile) and a runtime macvtap9 on ens33, networks of several forward modes
 (bridge, private, bridge over a pool, nat, route with a pending change, isolated and
 stopped), and guests on each method. Every fact is checked against what nmcli, ip and virsh
-say in the lab, never against the module's own idea of it."""
+say in the lab, never against the module's own idea of it; and the keys of the facts against
+the RETURN documentation of plugins/modules/net_info.py, both ways."""
 
+import ast
 import json
 import os
 
 import pytest
-from conftest import run_module
+import yaml
+from conftest import ROOT, run_module
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
@@ -270,3 +273,88 @@ def test_without_the_programs(host):
     finally:
         sh(host, "mv", "/usr/bin/virsh.off", "/usr/bin/virsh")
         sh(host, "mv", "/usr/bin/nmcli.off", "/usr/bin/nmcli")
+
+
+# -- the documented RETURN structure (plugins/modules/net_info.py) against the real facts ------
+
+PY_TYPES = {"str": str, "bool": bool, "int": int, "list": list, "dict": dict}
+# keys every module result has, documented by Ansible, not by each module; and run_module's own
+COMMON = {"failed", "invocation"}
+
+
+def documented_return() -> dict:
+    tree = ast.parse((ROOT / "plugins" / "modules" / "net_info.py").read_text())
+    text = next(n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                and [t.id for t in n.targets if isinstance(t, ast.Name)] == ["RETURN"])
+    return yaml.safe_load(text)
+
+
+def says_null(doc) -> bool:
+    words = doc.get("description", "")
+    return "null" in " ".join(words if isinstance(words, list) else [words]).lower()
+
+
+def check_value(value, doc, path, seen):
+    """VALUE as documented by DOC (type, elements, contains); every path met goes into SEEN."""
+    seen.add(path)
+    if value is None:
+        assert says_null(doc), f"{path} is null, which its documentation does not allow"
+        return
+    want = PY_TYPES[doc["type"]]
+    assert isinstance(value, want) and not (want is int and isinstance(value, bool)), (path, doc["type"], value)
+    if doc["type"] == "dict" and "contains" in doc:
+        check_keys(value, doc["contains"], path, seen)
+    if doc["type"] == "list" and "elements" in doc:
+        element = {"type": doc["elements"], **({"contains": doc["contains"]} if "contains" in doc else {})}
+        for item in value:
+            check_value(item, element, f"{path}[]", seen)
+
+
+def check_keys(obj, contains, path, seen):
+    """OBJ has no key its documentation lacks, and every documented key whose `returned` is
+    unconditional (always, or not said: a nested key) or is about what was gathered (all of it
+    here) -- only `warnings` (when there are any) may be absent."""
+    undocumented = sorted(set(obj) - set(contains))
+    assert not undocumented, f"{path or 'result'} has keys RETURN does not document: {undocumented}"
+    for key, doc in contains.items():
+        if key not in obj:
+            assert doc.get("returned") == "when there are any", f"{path}.{key} is documented but missing"
+            continue
+        check_value(obj[key], doc, f"{path}.{key}".lstrip("."), seen)
+
+
+def all_paths(contains, path="") -> set:
+    out = set()
+    for key, doc in contains.items():
+        p = f"{path}.{key}".lstrip(".")
+        out.add(p)
+        sub = p + "[]" if doc.get("type") == "list" else p
+        if doc.get("type") == "list" and doc.get("elements"):
+            out.add(sub)
+        out |= all_paths(doc.get("contains", {}), sub)
+    return out
+
+
+def test_the_real_facts_have_exactly_the_documented_return_structure(host):
+    """The result of a full run on a host with a bridge and its ports (a NIC, a guest's tap),
+    macvtap links (persistent, runtime, guests'), networks of each forward mode and guests of
+    each method: every key it returns is documented in RETURN with its type (null only where
+    the description says so), and every documented key is there, down to each port and each
+    guest interface. The samples have the same keys."""
+    doc = documented_return()
+    r, f = facts(host)
+    result = {k: v for k, v in r.items() if not k.startswith("_") and k not in COMMON}
+    assert all(f[part] for part in ("bridges", "macvtaps", "networks", "guests")), f
+    assert any(b["ports"] for b in f["bridges"]) and any(g["interfaces"] for g in f["guests"]), f
+    seen = set()
+    check_keys(result, doc, "", seen)
+    # warnings: none on this host; commands: always empty, a read-only module changes nothing
+    missing = all_paths(doc) - seen - {"warnings", "warnings[]", "commands[]"}
+    assert not missing, f"documented, never returned: {sorted(missing)}"
+    kvmnet_net = doc["ansible_facts"]["contains"]["kvmnet_net"]["contains"]
+    for part, d in kvmnet_net.items():
+        for item in d["sample"]:
+            assert set(item) == set(d["contains"]), (part, sorted(set(item) ^ set(d["contains"])))
+            for key, sub in d["contains"].items():
+                for nested in (item[key] if sub.get("contains") else []):
+                    assert set(nested) == set(sub["contains"]), (part, key, sorted(set(nested) ^ set(sub["contains"])))

@@ -13,9 +13,11 @@ remote command that:
 1. learns the host's architecture (``uname -m``) and picks the sha256 of our binary for it
    (forked workers share no memory, so every task learns it again: one ``uname``, ~1 ms);
 2. makes sure the cache ``<remote_tmp>/kvmnet-bin`` is private to the user the module runs
-   as (with become, the become user: ``~`` is theirs): a directory (not a symlink) owned by
-   that user with mode 0700, in a parent owned by that user or root that no one else can
-   write to (or that is sticky, as /tmp is);
+   as (with become, the become user: ``~`` is theirs) along its whole path: a directory (not
+   a symlink) owned by that user with mode 0700, resolved to its physical path, every
+   directory above it up to ``/`` owned by that user or root and writable by no one else
+   (unless sticky, as /tmp is), so that no one else can rename any of them between the
+   check and the exec;
 3. checks the cached binary (a regular file owned by that user) against its sha256;
 4. writes the task's arguments (JSON on stdin) to a private file in the cache, runs the
    binary with it (the binary-module protocol: ``<binary> <args file>``), removes the file.
@@ -25,10 +27,12 @@ next command sends the arguments and the binary together, writes the binary atom
 (a private temporary file checked against the sha256, then renamed), and runs it. So the
 first task of each module on a host costs two round trips, every later task one.
 
-A host where the cache cannot be made or is not private (planted by, or writable for,
-another user) gets the plain transfer (a tmp dir per task, as Ansible sends any binary
-module), with a warning when the cache is not private; so does a connection that cannot
-pass data on stdin. Check mode, diff, no_log, become, ``environment`` and
+A host where the cache cannot be made or written (a read-only file system, a full disk) or
+is not private (planted by, or writable for, another user, or under a directory another user
+owns) gets the plain transfer (a tmp dir per task, as Ansible sends any binary module), with
+a warning when the cache is not private or the binary could not be written into it; so does
+a connection that cannot pass data on stdin. A host whose ``uname -m`` names an architecture
+this collection has no binary for fails the task, and nothing runs there. Check mode, diff, no_log, become, ``environment`` and
 ``ansible_remote_tmp`` work as for any module: the binary gets the same ``_ansible_*``
 arguments. Async is refused (the modules are short; a host-side job would need Python).
 
@@ -67,6 +71,15 @@ PROFILE = "legacy"
 # `case` on `uname -m`, @TMP@ the remote_tmp setting (expanded by the shell as Ansible itself
 # does: `~` and variables are the become user's), @RUN@ what runs the binary "$b" with "$f".
 # Stdout is either a line starting with MARK (nothing ran) or the module's own output.
+#
+# The cache must be private to the user the module runs as ($u) along its whole path, not only
+# at its end: the path is looked up again when the binary runs, so whoever may rename any of its
+# directories between the sha256 check and the exec could swap what runs. So the cache
+# directory is resolved to its physical path (no symbolic link left in it; the binary runs by
+# that path), then every directory of that path from / is checked, in one `stat`: the cache
+# itself owned by $u with mode 0700, every directory above it owned by root or $u and writable
+# by no one else (group or others) unless sticky (as /tmp is: there only an entry's owner may
+# rename it). Then nothing on that path can change but by root or $u.
 _PREAMBLE = r"""umask 077
 m=`uname -m`
 case $m in
@@ -74,13 +87,28 @@ case $m in
 esac
 u=`id -u`
 d=`echo @TMP@`/@CACHE@
-mkdir -p "$d" 2>/dev/null && [ -d "$d" ] || { echo "@MARK@unwritable:$m:$d"; exit 0; }
-set -- `stat -c "%u %a" "$d" "$d/.." 2>/dev/null` x x x x
-if [ -h "$d" ] || [ "$1 $2" != "$u 700" ] || { [ "$3" != "$u" ] && [ "$3" != 0 ]; }; then
-  echo "@MARK@unsafe:$m:$d: owner and mode $1 $2, its parent $3 $4 (uid $u)"; exit 0
-fi
-case $4 in *[2367]?|*[2367]) case $4 in 1???) ;; *)
-  echo "@MARK@unsafe:$m:$d: its parent is writable by others (mode $4)"; exit 0;; esac;; esac
+case $d in /*) ;; *) d=./$d;; esac
+mkdir -p "$d" 2>/dev/null && [ -d "$d" ] || { echo "@MARK@unwritable:$m:cannot make the binary cache $d"; exit 0; }
+[ ! -h "$d" ] || { echo "@MARK@unsafe:$m:the binary cache $d is a symbolic link"; exit 0; }
+d=`cd -P "$d" && pwd -P` && [ -n "$d" ] || { echo "@MARK@unwritable:$m:cannot enter the binary cache"; exit 0; }
+set -- "$d"
+p=$d
+while [ "$p" != / ]; do p=${p%/*}; p=${p:-/}; set -- "$@" "$p"; done
+s=`stat -c "%u %a %n" -- "$@"` || { echo "@MARK@unsafe:$m:the binary cache $d: cannot read the owner of every directory of its path"; exit 0; }
+w=
+while read -r o a n; do
+  if [ -z "$w" ]; then
+    [ "$o $a" = "$u 700" ] || { w="owner and mode $o $a (uid $u)"; break; }
+    w=.
+  elif [ "$o" != "$u" ] && [ "$o" != 0 ]; then w="$n is owned by uid $o (uid $u)"; break
+  else
+    case $a in *[!0-7]*|"") w="$n: mode $a"; break;; esac
+    if [ $((0$a & 022)) != 0 ] && [ $((0$a & 01000)) = 0 ]; then w="$n is writable by others (mode $a)"; break; fi
+  fi
+done <<EOF
+$s
+EOF
+[ "$w" = . ] || { echo "@MARK@unsafe:$m:the binary cache $d: $w"; exit 0; }
 b=$d/$h
 f=
 t=
@@ -90,14 +118,17 @@ trap "exit 129" 1 2 15
 
 _VERIFY = r"""[ -f "$b" ] && [ ! -h "$b" ] && [ "`stat -c %u "$b"`" = "$u" ] && [ "`sha256sum <"$b"`" = "$h  -" ]"""
 
+# Nothing may be written in the cache (a read-only file system, a full disk): the plain transfer.
+_NO_WRITE = r"""{ echo "@MARK@unwritable:$m:cannot write into the binary cache $d"; exit 0; }"""
+
 # The cached binary is there: arguments on stdin.
 _RUN_CACHED = _PREAMBLE + _VERIFY + r""" || { echo "@MARK@missing:$m"; exit 0; }
-f=`mktemp "$d/args.XXXXXX"` && cat >"$f" || exit 125
+f=`mktemp "$d/args.XXXXXX"` && cat >"$f" || """ + _NO_WRITE + r"""
 @RUN@
 """
 
 # The binary is sent: one line of arguments, then the binary's bytes, on stdin.
-_SEND_AND_RUN = _PREAMBLE + r"""f=`mktemp "$d/args.XXXXXX"` && t=`mktemp "$d/new.XXXXXX"` || exit 125
+_SEND_AND_RUN = _PREAMBLE + r"""f=`mktemp "$d/args.XXXXXX"` && t=`mktemp "$d/new.XXXXXX"` || """ + _NO_WRITE + r"""
 IFS= read -r l && printf "%s\n" "$l" >"$f" && cat >"$t" && chmod 700 "$t" &&
   [ "`sha256sum <"$t"`" = "$h  -" ] && mv -f "$t" "$b" || { echo "@MARK@sendfailed:$m"; exit 0; }
 t=
@@ -205,8 +236,10 @@ class BinaryModuleAction(ActionBase):
         script = (template.replace("@HASHES@", cases).replace("@MARK@", MARK).replace("@CACHE@", CACHE_NAME)
                   .replace("@RUN@", run).replace("@TMP@", remote_tmp))
         # _low_level_execute_command runs it with the play's shell executable (/bin/sh -c),
-        # through become when the task has it
-        return self._low_level_execute_command(script, sudoable=True, in_data=in_data)
+        # through become when the task has it, and appends " && sleep 0" (its mitigation of an
+        # ssh race): without a final newline that joins the last line, which runs the binary,
+        # so the module's exit status stays the command's.
+        return self._low_level_execute_command(script.rstrip("\n"), sudoable=True, in_data=in_data)
 
     @staticmethod
     def _mark(res: dict):
@@ -219,25 +252,27 @@ class BinaryModuleAction(ActionBase):
         if arch not in hashes:
             built = ", ".join(hashes)
             raise AnsibleActionFail(f"{COLLECTION}.{self.MODULE} has no binary for this host's architecture "
-                                    f"{arch!r} (this collection has: {built})")
+                                    f"{arch!r} (uname -m; this collection has: {built}); nothing was run "
+                                    "on the host")
 
     def _after_mark(self, mark, hashes, module_args, warnings, task_vars) -> dict:
+        """The host ran nothing and said why: fail (an architecture we have no binary for), or
+        send the module the plain way, saying why (a warning when something is wrong)."""
         kind, arch = mark[0], mark[1]
         detail = mark[2] if len(mark) > 2 else ""
-        if kind == "arch":
-            self._check_arch(arch, hashes)
+        self._check_arch(arch, hashes)  # "arch": never in hashes, so this fails the task
         if kind == "unsafe":
-            warnings.append(f"{COLLECTION}: the binary cache {detail}; it is not private to the user the "
-                            "module runs as, so it was not used: the module was sent in a temporary directory")
+            warnings.append(f"{COLLECTION}: {detail}; it is not private to the user the module runs as, so it "
+                            "was not used: the module was sent in a temporary directory, as Ansible sends any "
+                            "module (give ansible_remote_tmp a path only that user and root can change)")
         elif kind == "unwritable":
-            display.vvv(f"kvmnet: cannot make the binary cache {detail}: plain transfer",
-                        host=self._host_name(task_vars))
+            display.vvv(f"kvmnet: {detail}: plain transfer", host=self._host_name(task_vars))
         elif kind == "sendfailed":
             warnings.append(f"{COLLECTION}: writing {self.MODULE} into the host's binary cache failed; "
                             "the module was sent in a temporary directory")
         else:
-            raise AnsibleActionFail(f"{COLLECTION}.{self.MODULE}: unexpected answer from the host: {MARK}{':'.join(mark)}")
-        self._check_arch(arch, hashes)
+            raise AnsibleActionFail(f"{COLLECTION}.{self.MODULE}: unexpected answer from the host: "
+                                    f"{MARK}{':'.join(mark)}")
         return self._plain_transfer(arch, module_args)
 
     def _module_result(self, res: dict) -> dict:
