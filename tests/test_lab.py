@@ -34,7 +34,6 @@ FLEET = ["tl1", "tl2", "tl3"]
 CLI_ENV = dict(os.environ, KVMNET_LAB_PREFIX=PREFIX)
 MUSL = "x86_64-unknown-linux-musl"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
 def sh(argv, **kw):
@@ -83,7 +82,10 @@ def wait_for(what, fn, timeout=30.0, every=0.2):
 
 @pytest.fixture(scope="module")
 def host_before():
-    """Snapshot of the machine's network before any lab of this file exists."""
+    """Snapshot of the machine's network before any lab of this file exists. Every lab
+    fixture depends on it: without root the lab tests skip here, the unit tests still run."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
     kvmlab.down_all(PREFIX)  # leftovers of an interrupted earlier run
     return host_network_state()
 
@@ -590,6 +592,63 @@ def test_userland_down_leaves_nothing(userland_labs, userland):
     assert lab.state_dir not in mounts and root not in mounts
     assert not os.path.exists(f"{root}/etc/NetworkManager/system-connections/br0.nmconnection")
     assert os.path.isfile(f"{root}/usr/sbin/NetworkManager")  # the cache stays for the next
+
+
+def root_cache_key(monkeypatch, userland: str, **changes) -> str:
+    """The cache key kvmlab.ensure_root gives ``userland``'s root (the KEY of
+    ROOTS_DIR/SUITE-KEY) with kvmlab's module attributes in ``changes`` set first: read from
+    the directory ensure_root looks up. Nothing is built or read from the machine's cache."""
+    looked_up = []
+    with monkeypatch.context() as m:
+        m.setattr(kvmlab, "host_userland", lambda: "bookworm")
+        m.setattr(kvmlab, "debian_mirrors",
+                  lambda: ("http://deb.example.org/debian", "http://deb.example.org/security"))
+        m.setattr(kvmlab, "ROOTS_DIR", "/nonexistent/kvmnet-roots")
+        m.setattr(kvmlab, "_read_meta", lambda rdir: looked_up.append(rdir) or {"root": rdir})
+        m.setattr(kvmlab, "_build_root", lambda *a: pytest.fail("ensure_root tried to build"))
+        for attr, value in changes.items():
+            m.setattr(kvmlab, attr, value)
+        kvmlab.ensure_root(userland)
+    assert len(set(looked_up)) == 1, looked_up
+    name = os.path.basename(looked_up[0])
+    assert name.startswith(f"{userland}-"), name
+    return name[len(userland) + 1:]
+
+
+def test_root_cache_key_follows_the_recipe_only(monkeypatch):
+    """Unit test (no lab, no root): the userland root's cache key changes when anything that
+    decides the root's content changes (package list, recipe number, hooks, dpkg options,
+    sources) and stays the same otherwise."""
+    key = {u: root_cache_key(monkeypatch, u) for u in ("bullseye", "trixie")}
+    assert len(set(key.values())) == 2 and all(re.fullmatch(r"[0-9a-f]{12}", k)
+                                              for k in key.values()), key
+    # the same inputs give the same key; so do changes outside the recipe
+    assert root_cache_key(monkeypatch, "bullseye") == key["bullseye"]
+    for unrelated in ({"PACKAGES": kvmlab.PACKAGES + ["tcpdump"]},  # the bookworm lab's apt list
+                      {"NM_CONF": kvmlab.NM_CONF + "# x\n"}, {"DEFAULT_PREFIX": "other"},
+                      {"ROOT_PACKAGES_ABSENT": {"bullseye": {"libvirt-daemon-driver-network"},
+                                                "trixie": {"no-such-package"}}}):
+        for u in key:
+            assert root_cache_key(monkeypatch, u, **unrelated) == key[u], (u, unrelated)
+    # the package list
+    for packages in (kvmlab.ROOT_PACKAGES + ["tcpdump"], kvmlab.ROOT_PACKAGES[:-1]):
+        for u in key:
+            assert root_cache_key(monkeypatch, u, ROOT_PACKAGES=packages) != key[u], packages
+    assert root_cache_key(monkeypatch, "trixie", ROOT_PACKAGES_ABSENT={
+        "trixie": {"libvirt-daemon-driver-network"}}) != key["trixie"]
+    # the recipe: its version number, the hooks, dpkg's options
+    for changed in ({"ROOT_RECIPE": kvmlab.ROOT_RECIPE + 1},
+                    {"ROOT_CUSTOMIZE_HOOK": kvmlab.ROOT_CUSTOMIZE_HOOK + "true\n"},
+                    {"ROOT_DPKG_OPTS": kvmlab.ROOT_DPKG_OPTS[:-1]}):
+        for u in key:
+            assert root_cache_key(monkeypatch, u, **changed) != key[u], (u, changed)
+    # the merged-/usr hook is bullseye's alone
+    hook = {"MERGED_USR_HOOK": kvmlab.MERGED_USR_HOOK + " true"}
+    assert root_cache_key(monkeypatch, "bullseye", **hook) != key["bullseye"]
+    assert root_cache_key(monkeypatch, "trixie", **hook) == key["trixie"]
+    # the sources: another mirror
+    assert root_cache_key(monkeypatch, "trixie", debian_mirrors=lambda: (
+        "http://mirror.example.net/debian", "http://deb.example.org/security")) != key["trixie"]
 
 
 def test_down_all_leaves_nothing_and_the_host_untouched(fleet, host_before):

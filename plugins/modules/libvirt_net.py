@@ -178,7 +178,9 @@ attributes:
     support: full
     platforms: posix
     description:
-      - Linux KVM hosts with libvirt 6 or later (EL8+, Debian 11+, Ubuntu 20.04+).
+      - Linux KVM hosts with libvirt 6 or later (EL8+, Debian 11+, Ubuntu 20.04+). Tested with
+        libvirt 7.0 (Debian 11), 9.0 (Debian 12) and 11.3 (Debian 13); expected to work but not
+        tested here - libvirt 6.0 (Ubuntu 20.04), 8.0 (EL8, Ubuntu 22.04) and 10.0 (Ubuntu 24.04).
 notes:
   - Run as root (C(become=true)); no Python is needed on the host (C(gather_facts=false)
     works).

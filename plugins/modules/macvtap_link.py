@@ -123,7 +123,11 @@ attributes:
   platform:
     support: full
     platforms: posix
-    description: Linux KVM hosts (EL8 and later, Debian 11 and later, Ubuntu 20.04 and later), run as root.
+    description:
+      - Linux KVM hosts (EL8 and later, Debian 11 and later, Ubuntu 20.04 and later), run as root.
+      - Tested with iproute2 5.10, 6.1 and 6.15 and, for O(persistent), NetworkManager 1.30, 1.42 and 1.52
+        (Debian 11, 12 and 13). Expected to work but not tested here - NetworkManager 1.22 (Ubuntu 20.04),
+        1.36 (Ubuntu 22.04), 1.40 (EL8) and 1.46 (Ubuntu 24.04).
 notes:
   - The module is a static binary; the managed host needs no Python.
   - The macvtap's character device is C(/dev/tap<ifindex>); it changes whenever the link is made again.

@@ -74,7 +74,10 @@ attributes:
     support: full
     platforms: posix
     description:
-      - Linux KVM hosts (EL8+, Debian 11+, Ubuntu 20.04+); tested on Debian 12.
+      - Linux KVM hosts (EL8+, Debian 11+, Ubuntu 20.04+).
+      - Tested with NetworkManager 1.30, 1.42 and 1.52 and libvirt 7.0, 9.0 and 11.3 (Debian 11, 12 and
+        13). Expected to work but not tested here - NetworkManager 1.22 and libvirt 6.0 (Ubuntu 20.04),
+        1.36 and 8.0 (Ubuntu 22.04), 1.40 and 8.0 (EL8), 1.46 and 10.0 (Ubuntu 24.04).
 notes:
   - Run as root (C(become=true)) to read NetworkManager's keyfiles and the system libvirtd; no
     Python is needed on the host (C(gather_facts=false) works).
