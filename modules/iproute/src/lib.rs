@@ -1,11 +1,14 @@
 //! The kernel's links as the modules read them: `ip -j -d link show` and `ip -j -d addr
 //! show` (iproute2 JSON; fields optional and unknown ones ignored, as iproute2 versions
 //! differ), a device's type from sysfs (no process), macvlan/macvtap modes in every
-//! spelling, and the checks and normalisation of names and MAC addresses.
+//! spelling, the default routes (`ip -j route show table all default`, routes.rs), and the
+//! checks and normalisation of names and MAC addresses.
 
 mod mode;
+pub mod routes;
 mod sysfs;
 pub use mode::MacvlanMode;
+pub use routes::{preferred_v4, read_default_routes, DefaultRoute};
 pub use sysfs::{device_type, openvswitch_fallback, DevType};
 
 use kvmnet_protocol::{Ctx, Error, Result};

@@ -196,7 +196,7 @@ pub fn take(ctx: &mut Ctx, step: &Action, plan: &mut Plan) -> Result<()> {
     let Action::Checkpoint { devices, timeout } = step else {
         return Err(Error::bug("take: not a checkpoint step"));
     };
-    let routes = crate::routes::read(ctx)?;
+    let routes = kvmnet_iproute::read_default_routes(ctx)?;
     let mut paths = Vec::new();
     for d in devices {
         if let Some(p) = device::path_by_iface(ctx, d)? {

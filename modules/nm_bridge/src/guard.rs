@@ -19,7 +19,7 @@
 use crate::current::Current;
 use crate::inherit::Source;
 use crate::params::{norm_cidr, Params};
-use crate::routes::DefaultRoute;
+use kvmnet_iproute::DefaultRoute;
 
 /// A checkpointed change.
 #[derive(Debug, Clone, Default)]

@@ -28,7 +28,6 @@ mod memory;
 mod params;
 mod plan;
 mod reach;
-mod routes;
 mod takeover;
 mod verify;
 

@@ -10,7 +10,7 @@ use crate::guard::Reach;
 use crate::memory;
 use crate::params::norm_cidr;
 use crate::plan::Plan;
-use crate::routes::{self, DefaultRoute};
+use kvmnet_iproute::{preferred_v4, read_default_routes, DefaultRoute};
 use kvmnet_protocol::{Ctx, Error, Result};
 use serde_json::Value;
 use std::net::Ipv4Addr;
@@ -55,7 +55,7 @@ pub fn check(ctx: &mut Ctx, cur: &Current, reach: &Reach) -> Result<Vec<String>>
     if !out.is_empty() {
         return Ok(out);
     }
-    let now = routes::read(ctx)?;
+    let now = read_default_routes(ctx)?;
     for (v6, fam) in [(false, "IPv4"), (true, "IPv6")] {
         let had = reach.routes_before.iter().any(|r| r.v6() == v6);
         if had && !now.iter().any(|r| r.v6() == v6) {
@@ -75,13 +75,13 @@ fn gateway(
     reach: &Reach,
     now: &[DefaultRoute],
 ) -> Result<Option<String>> {
-    if routes::v4(&reach.routes_before)
+    if preferred_v4(&reach.routes_before)
         .and_then(|r| r.gateway.as_ref())
         .is_none()
     {
         return Ok(None);
     }
-    let Some(r) = routes::v4(now) else {
+    let Some(r) = preferred_v4(now) else {
         return Ok(Some("the host has no IPv4 default route".into()));
     };
     let Some(gw) = r
