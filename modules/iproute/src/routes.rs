@@ -66,7 +66,10 @@ mod tests {
         // one, and one in a policy table.
         let r = parse_default_routes(r#"[{"dst":"default","gateway":"198.51.100.1","dev":"ens32","protocol":"dhcp","prefsrc":"198.51.100.182","metric":100,"flags":[]},{"dst":"default","gateway":"fe80::1","dev":"ens32","metric":2000,"flags":[],"pref":"medium"},{"dst":"default","table":"100","gateway":"192.0.2.1","dev":"ens33","flags":[]}]"#).unwrap();
         assert_eq!(r.len(), 2);
-        assert_eq!(preferred_v4(&r).unwrap().gateway.as_deref(), Some("198.51.100.1"));
+        assert_eq!(
+            preferred_v4(&r).unwrap().gateway.as_deref(),
+            Some("198.51.100.1")
+        );
         assert!(r[1].v6());
         assert!(parse_default_routes("[]\n").unwrap().is_empty());
         assert!(parse_default_routes("").unwrap().is_empty());

@@ -38,19 +38,23 @@ fn held(cur: &Current, dev: &str) -> Vec<String> {
 /// What does not hold yet, in words (empty: the host is reachable as before).
 pub fn check(ctx: &mut Ctx, cur: &Current, reach: &Reach) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    if !reach.device.is_empty() {
-        let have = held(cur, &reach.device);
-        for a in &reach.addresses {
+    for h in &reach.holders {
+        let have = held(cur, &h.device);
+        for a in &h.addresses {
             if !have.contains(a) {
-                out.push(format!("{} does not hold {a}", reach.device));
+                out.push(format!("{} does not hold {a}", h.device));
             }
         }
-        if reach.any_v4 && !have.iter().any(|a| !a.contains(':')) {
-            out.push(format!(
-                "{} has no IPv4 address (no DHCP lease yet)",
-                reach.device
-            ));
-        }
+    }
+    let v4_on = |d: &String| held(cur, d).iter().any(|a| !a.contains(':'));
+    if !reach.any_v4_on.is_empty() && !reach.any_v4_on.iter().any(v4_on) {
+        out.push(match reach.any_v4_on.as_slice() {
+            [one] => format!("{one} has no IPv4 address (no DHCP lease yet)"),
+            many => format!(
+                "none of {} has an IPv4 address (no DHCP lease yet)",
+                many.join(", ")
+            ),
+        });
     }
     if !out.is_empty() {
         return Ok(out);

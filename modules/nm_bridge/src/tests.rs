@@ -234,7 +234,11 @@ fn a_change_not_verified_in_the_checkpoint_window_is_rolled_back() {
         );
     r = r.expect_stdin(
         &["tee", "/run/kvmnet/nm_bridge/br0.checkpoint"],
-        &format!("{{\"checkpoint\":\"{CP}\",\"rollback_at_ms\":4200900}}\n"),
+        &format!(
+            "{{\"checkpoint\":\"{CP}\",\"rollback_at_ms\":4200900,\"created_ms\":4140900,\"devices\":[\"{}\",\"{}\"]}}\n",
+            dev("5"),
+            dev("2")
+        ),
         Output::ok(""),
     );
     r = activate_port(r);
