@@ -210,6 +210,34 @@ mod tests {
     }
 
     #[test]
+    fn iproute2_5_9_and_6_15_are_read_alike() {
+        // `ip -j -d addr show` in a lab host: Debian 11 (iproute2 5.9.0) and Debian 13
+        // (6.15.0), each with br0 (STP off, 192.0.2.10/24) made by NetworkManager, ens32 its
+        // port, ens33 with a link-local address only, libvirt's virbr0.
+        for text in [
+            include_str!("../tests/data/addr-5.9.json"),
+            include_str!("../tests/data/addr-6.15.json"),
+        ] {
+            let l = parse_links(text).unwrap();
+            let names: Vec<&str> = l.iter().map(|x| x.ifname.as_str()).collect();
+            assert_eq!(names, ["lo", "ens32", "ens33", "virbr0", "br0"]);
+            let br = find(&l, "br0").unwrap();
+            assert_eq!(br.kind(), Some("bridge"));
+            assert_eq!(br.info_data("stp_state").and_then(Value::as_i64), Some(0));
+            assert_eq!(br.global_addresses(), ["192.0.2.10/24"]);
+            let port = find(&l, "ens32").unwrap();
+            assert_eq!(port.master.as_deref(), Some("br0"));
+            assert_eq!(
+                (port.kind(), port.slave_kind()),
+                (Some("veth"), Some("bridge"))
+            );
+            assert!(port.mac().is_some() && port.is_up());
+            assert!(find(&l, "ens33").unwrap().global_addresses().is_empty());
+            assert!(find(&l, "lo").unwrap().global_addresses().is_empty());
+        }
+    }
+
+    #[test]
     fn random_macs_are_unicast_and_locally_administered() {
         assert_eq!(random_mac(&[0, 1, 2, 3, 4, 5]), "02:01:02:03:04:05");
         assert_eq!(random_mac(&[0xff; 6]), "fe:ff:ff:ff:ff:ff");

@@ -1,5 +1,5 @@
 //! The host's default routes, both families in one `ip -j route show table all default`
-//! (iproute2 5.10, 6.1 and 6.15 print the same keys: see the captures in the tests).
+//! (iproute2 5.9, 6.1 and 6.15 print the same keys: see the captures in the tests).
 //! nm_bridge reads them only in a run that changes something that could cut the host off,
 //! and in its verification.
 
@@ -72,6 +72,22 @@ mod tests {
         );
         assert!(r[1].v6());
         assert!(parse_default_routes("[]\n").unwrap().is_empty());
+        // iproute2 5.9.0 (Debian 11) and 6.15.0 (Debian 13): NetworkManager's static default
+        // route of br0, the same keys.
+        for text in [
+            include_str!("../tests/data/routes-5.9.json"),
+            include_str!("../tests/data/routes-6.15.json"),
+        ] {
+            let r = parse_default_routes(text).unwrap();
+            assert_eq!(r.len(), 1, "{text}");
+            let v4 = preferred_v4(&r).unwrap();
+            assert_eq!(
+                (v4.dev.as_str(), v4.gateway.as_deref()),
+                ("br0", Some("192.0.2.1"))
+            );
+            assert_eq!(v4.metric, Some(425));
+            assert!(!v4.v6());
+        }
         assert!(parse_default_routes("").unwrap().is_empty());
     }
 }
