@@ -618,7 +618,7 @@ fn drop_gone_deletion(plan: &mut Plan) {
     });
     if !plan.changed() {
         plan.msg = Some(format!(
-            "no bridge profile for {}: nothing to remove (its profiles {} were deleted by someone else while this run read them)",
+            "no bridge profile for {}: nothing to remove (its profiles {} were deleted by another actor after this run read them)",
             plan.desired.name,
             ids.join(", ")
         ));
