@@ -171,6 +171,9 @@ pub enum Action {
     Commit,
     /// Remove the marker.
     Unmark { bridge: String },
+    /// Remove the marker an interrupted run left, whose checkpoint NetworkManager no longer
+    /// holds (it rolled back, or lost it in a restart).
+    ClearMarker { bridge: String },
 }
 
 /// A port profile's controller being repointed.
@@ -398,7 +401,9 @@ impl Action {
             Action::Reattach { tap, bridge } => {
                 argv(&["ip", "link", "set", "dev", tap, "master", bridge])
             }
-            Action::Unmark { bridge } => argv(&["rm", "-f", &checkpoint::marker_path(bridge)]),
+            Action::Unmark { bridge } | Action::ClearMarker { bridge } => {
+                argv(&["rm", "-f", &checkpoint::marker_path(bridge)])
+            }
             _ => Vec::new(), // Checkpoint, Commit: D-Bus calls (bus_call)
         };
         Command::new(words)
@@ -434,6 +439,10 @@ impl Action {
                 "verify that the host is reachable and commit the checkpoint".to_string()
             }
             Action::Unmark { bridge } => format!("remove {}", checkpoint::marker_path(bridge)),
+            Action::ClearMarker { bridge } => format!(
+                "remove {}, left by an interrupted run whose checkpoint NetworkManager no longer holds",
+                checkpoint::marker_path(bridge)
+            ),
             _ => String::new(),
         }
     }

@@ -39,7 +39,7 @@ pub fn put_back(env: &mut Env, p: &Params, cur: &Current, left: &Leftover, plan:
             }
         }
     }
-    steps.push(Action::Unmark { bridge });
+    steps.push(Action::ClearMarker { bridge });
     let first = steps
         .iter()
         .map(Step::summary)
