@@ -1,4 +1,6 @@
-"""kvmnet.network.nm_bridge against a real NetworkManager 1.42 in a lab host (issue 4).
+"""kvmnet.network.nm_bridge against a real NetworkManager in a lab host (issue 4), on every
+userland the lab has (KVMNET_LAB_USERLAND: bullseye, NetworkManager 1.30; bookworm, 1.42,
+the default; trixie, 1.52).
 
 One lab for the file; every test starts from a host with no profiles but NM's own (lo,
 virbr0) and cleans up after itself. Assertions read NetworkManager (nmcli) and the kernel
@@ -17,6 +19,16 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 STATIC = {"ipv4": {"method": "manual", "addresses": ["192.0.2.10/24"]}, "ipv6": {"method": "disabled"}}
 WRITES = ("add", "mod", "modify", "up", "down", "delete", "reapply")
+REAPPLY = "org.freedesktop.NetworkManager.Device.Reapply"
+
+
+def nm_version(lab):
+    return tuple(int(x) for x in nm(lab, "--version").split()[-1].split(".")[:2])
+
+
+def dbus_calls(commands, member):
+    """The D-Bus calls of a result's commands with this INTERFACE.MEMBER."""
+    return [c for c in commands if c[0] == "dbus" and c[3] == member]
 
 
 def nm(lab, *argv, check=True):
@@ -53,8 +65,8 @@ def clean(lab):
     for uuid in profiles(lab):
         nm(lab, "con", "delete", "uuid", uuid, check=False)
     lab.exec(["rm", "-rf", "/var/lib/kvmnet"], check=False)
-    for br in ("br0", "br1", "br2"):
-        lab.exec(["ip", "link", "del", br], check=False)
+    for br in ("br0", "br1", "br2", "--ask"):
+        lab.exec(["ip", "link", "del", "dev", br], check=False)
 
 
 @pytest.fixture
@@ -132,13 +144,22 @@ def test_create_rerun_change_check_absent(lab, nmcli_log):
     assert r2["bridge"] == br
     print(f"no-change run: {elapsed:.3f}s wall through the lab, {len(calls)} nmcli calls")
 
-    # STP on the active bridge: profile and kernel follow.
+    # STP on the active bridge: profile and kernel follow. br0 carries 192.0.2.10/24, so the
+    # change runs inside a checkpoint of br0 and its ports, committed once br0 holds it again.
     r3 = run_module(lab, "nm_bridge", {"name": "br0", "stp": True, "forward_delay": 2})
-    assert r3["changed"], r3
-    # Applied to the running bridge: `dev reapply`, or, where NetworkManager refuses to
-    # reapply bridge settings (NM 1.30), the module's fallback: the bridge re-activated.
-    assert (["nmcli", "dev", "reapply", "br0"] in r3["commands"]
-            or ["nmcli", "con", "up", "uuid", br["uuid"]] in r3["commands"]), r3["commands"]
+    assert r3["changed"] and not r3["failed"], r3
+    assert r3["checkpoint"]["devices"] == ["br0", "ens32", "ens33"], r3
+    assert "committed once the host was verified reachable" in r3["msg"], r3["msg"]
+    # Applied to the running bridge: Device.Reapply over D-Bus, or, where NetworkManager
+    # refuses to reapply bridge settings (1.30), and only there, the bridge re-activated,
+    # then its ports.
+    # Of the lab's versions, 1.30 refuses (a refused call is no command of the result).
+    reactivated = ["nmcli", "con", "up", "uuid", br["uuid"]] in r3["commands"]
+    assert reactivated == (nm_version(lab) < (1, 42)), r3["commands"]
+    assert bool(dbus_calls(r3["commands"], REAPPLY)) == (not reactivated), r3["commands"]
+    if reactivated:
+        for p in r["ports"]:
+            assert ["nmcli", "con", "up", "uuid", p["uuid"]] in r3["commands"], r3["commands"]
     assert prop(lab, br["uuid"], "bridge.stp") == "yes"
     info = link(lab, "br0")["linkinfo"]["info_data"]
     assert info["stp_state"] != 0 and info["forward_delay"] == 200
@@ -301,3 +322,59 @@ def test_a_running_guest_on_the_bridge_stays_on_it(lab):
     finally:
         lab.exec(["virsh", "-q", "-c", "qemu:///system", "destroy", "tap1"], check=False)
         lab.exec(["virsh", "-q", "-c", "qemu:///system", "undefine", "tap1"], check=False)
+
+
+def test_a_bridge_named_like_an_option(lab):
+    """The kernel and NetworkManager take `--ask` as an interface name; nmcli's `dev reapply
+    --ask` would read it as its --ask option (and wait for a name on stdin). Every name
+    reaches the tools as data: profiles by UUID, the device over D-Bus by its name."""
+    name = "--ask"
+    args = {"name": name, "ports": ["ens33"], "stp": False, **STATIC}
+    r = run_module(lab, "nm_bridge", args)
+    assert r["changed"] and not r["failed"], r
+    br = r["bridge"]
+    assert br["conn_name"] == "bridge---ask" and profiles(lab)[br["uuid"]]["device"] == name
+    assert link(lab, name)["linkinfo"]["info_kind"] == "bridge"
+    assert link(lab, "ens33")["master"] == name
+    assert run_module(lab, "nm_bridge", args)["changed"] is False
+
+    # A setting the running bridge takes: reapplied (or, on 1.30, the bridge re-activated by
+    # UUID), inside a checkpoint since it carries 192.0.2.10/24.
+    r = run_module(lab, "nm_bridge", {"name": name, "priority": 4096})
+    assert r["changed"] and not r["failed"], r
+    assert r["checkpoint"]["devices"] == [name, "ens33"], r
+    reapplied = dbus_calls(r["commands"], REAPPLY)
+    assert bool(reapplied) == (nm_version(lab) >= (1, 42)), r["commands"]
+    assert not [c for c in r["commands"] if c[0] != "dbus" and name in c], r["commands"]
+    assert link(lab, name)["linkinfo"]["info_data"]["priority"] == 4096
+    assert prop(lab, br["uuid"], "bridge.priority") == "4096"
+    assert run_module(lab, "nm_bridge", {"name": name, "priority": 4096})["changed"] is False
+
+    r = run_module(lab, "nm_bridge", {"name": name, "state": "absent"})
+    assert r["changed"] and not r["failed"], r
+    assert profiles(lab) == {} and link(lab, name) is None
+
+
+def test_absent_gives_every_port_its_profile_back(lab):
+    """Two ports whose own profiles held addresses (switched off when they joined br0) get
+    them back with state absent, inside a checkpoint that commits only once each holds its
+    address again."""
+    uplink = add_uplink(lab, name="uplink", nic="ens32", addr="192.0.2.5/24")
+    side = add_uplink(lab, name="side", nic="ens33", addr="198.18.0.5/24")
+    args = {"name": "br0", "ports": ["ens32", "ens33"], "stp": False, **STATIC}
+    r = run_module(lab, "nm_bridge", args)
+    assert r["changed"] and not r["failed"], r
+    assert r["checkpoint"]["devices"] == ["ens32", "ens33"], r
+    assert link(lab, "ens32")["master"] == "br0" and link(lab, "ens33")["master"] == "br0"
+
+    r = run_module(lab, "nm_bridge", {"name": "br0", "state": "absent"})
+    assert r["changed"] and not r["failed"], r
+    assert r["checkpoint"]["devices"] == ["br0", "ens32", "ens33"], r
+    assert "committed once the host was verified reachable" in r["msg"], r["msg"]
+    assert sorted(x["conn_name"] for x in r["restored"]) == ["side", "uplink"]
+    ps = profiles(lab)
+    assert set(ps) == {uplink, side}
+    assert ps[uplink]["state"] == ps[side]["state"] == "activated"
+    for nic, addr in [("ens32", "192.0.2.5"), ("ens33", "198.18.0.5")]:
+        assert addr in [a["local"] for a in link(lab, nic)["addr_info"]], nic
+    assert link(lab, "br0") is None

@@ -288,13 +288,91 @@ def test_killed_before_commit_networkmanager_rolls_back_by_itself(lab, tmp_path)
     report("killed before commit", w)
     assert link(lab, "br0") is None
     assert profiles(lab) == {"ens32": ("ens32", "yes")}
-    # The killed run's memory file is put back as it was (there was none).
+    # NetworkManager's rollback does not touch the memory file the killed run wrote: it is
+    # still there, and the next run puts it back as it was before that run (there was none).
     assert lab.exec(["test", "-e", "/var/lib/kvmnet/nm_bridge/br0.json"], check=False).returncode == 0
     r = run_module(lab, "nm_bridge", {"name": "br0", "state": "absent"})
     assert r["changed"] and "put /var/lib/kvmnet/nm_bridge/br0.json back" in r["msg"].lower(), r
     for f in ("/var/lib/kvmnet/nm_bridge/br0.json", "/run/kvmnet/nm_bridge/br0.checkpoint"):
         assert lab.exec(["test", "-e", f], check=False).returncode == 1, f
     assert run_module(lab, "nm_bridge", {"name": "br0", "state": "absent"})["changed"] is False
+
+
+def nm_older_than(lab, version):
+    return tuple(int(x) for x in nm(lab, "--version").split()[-1].split(".")[:2]) < version
+
+
+def guest_on_br0(lab):
+    """A running guest with its tap in br0; returns the taps in br0 (ens32 aside)."""
+    lab.define_guest("tap1", interfaces=[
+        "<interface type='bridge'><mac address='52:54:00:aa:01:01'/><source bridge='br0'/>"
+        "<model type='virtio'/><rom enabled='no'/></interface>"], start=True)
+    return wait_for("the guest's tap in br0", lambda: [
+        l["ifname"] for l in json.loads(lab.exec(["ip", "-j", "link", "show", "master", "br0"]).stdout)
+        if l["ifname"] != "ens32"])
+
+
+def test_stp_turned_on_over_the_uplink_runs_inside_a_checkpoint(lab):
+    """br0 carries the host's lease; turning STP on is a change the running bridge takes, so
+    it runs inside a checkpoint of br0 and ens32. NetworkManager 1.42 and 1.52 reapply it
+    (the kernel keeps the forwarding port forwarding); 1.30 refuses, and the bridge and its
+    port are re-activated: the port rejoins listening and forwards only after ~30 s, which
+    verification waits for (the gateway answering) before it commits."""
+    addr = dhcp_uplink(lab)
+    r = run_module(lab, "nm_bridge", {"name": "br0", "ports": ["ens32"], "stp": False, "inherit": True})
+    assert r["changed"] and not r["failed"], r
+    wait_for("br0's lease", lambda: addresses(lab, "br0") == [addr])
+    with Watch(lab, addr) as w:
+        r = run_module(lab, "nm_bridge", {"name": "br0", "stp": True})
+    report("STP turned on over the uplink", w)
+    assert r["changed"] and not r["failed"], r
+    assert r["checkpoint"]["devices"] == ["br0", "ens32"], r
+    assert "committed once the host was verified reachable" in r["msg"], r["msg"]
+    reactivated = [c for c in r["commands"] if c[:3] == ["nmcli", "con", "up"]]
+    assert bool(reactivated) == nm_older_than(lab, (1, 42)), r["commands"]
+    assert link(lab, "br0")["linkinfo"]["info_data"]["stp_state"] != 0
+    assert addresses(lab, "br0") == [addr] and default_route_dev(lab) == "br0"
+    assert lab.exec(["test", "-e", "/run/kvmnet/nm_bridge/br0.checkpoint"], check=False).returncode == 1
+
+
+def test_killed_with_a_guest_on_the_bridge_the_next_run_puts_it_back(lab, tmp_path):
+    """A run killed inside its checkpoint while a guest runs on br0: NetworkManager rolls
+    back by itself; before 1.38 that detaches the guest's tap from br0. The killed run's
+    marker lists the tap: the next run puts it back into br0 and removes the marker (which,
+    this run having rewritten no memory file, holds nothing else to put back)."""
+    addr = dhcp_uplink(lab)
+    r = run_module(lab, "nm_bridge", {"name": "br0", "ports": ["ens32"], "stp": False, "inherit": True})
+    assert r["changed"] and not r["failed"], r
+    taps = guest_on_br0(lab)
+    args = {"name": "br0", "rollback_timeout": 15, "_ansible_check_mode": False,
+            "ipv4": {"method": "manual", "addresses": ["172.27.99.5/24"], "gateway": "172.27.99.1"}}
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps(args))
+    binary = str(ensure_built("nm_bridge"))
+    marker = "/run/kvmnet/nm_bridge/br0.checkpoint"
+    with Watch(lab, addr) as w:
+        proc = subprocess.Popen(lab.exec_argv([binary, str(path)]), stdout=subprocess.PIPE, text=True)
+        wait_for("the change in br0", lambda: "172.27.99.5" in addresses(lab, "br0"), 30)
+        pids = module_pids(path)
+        assert len(pids) == 1, pids
+        os.kill(pids[0], signal.SIGKILL)
+        proc.communicate(timeout=30)
+        noted = json.loads(lab.exec(["cat", marker]).stdout)
+        assert noted["taps"] == taps and "memory_before" not in noted, noted
+        wait_for("NetworkManager's own rollback", lambda: addresses(lab, "br0") == [addr], 60)
+    report("killed with a guest on br0", w)
+    old = nm_older_than(lab, (1, 38))
+    detached = [t for t in taps if (link(lab, t) or {}).get("master") != "br0"]
+    assert bool(detached) == old, (taps, detached)
+    r = run_module(lab, "nm_bridge", {"name": "br0"})
+    assert r["changed"] and not r["failed"], r
+    for t in taps:
+        assert link(lab, t)["master"] == "br0", t
+    reattached = [c for c in r["commands"] if c[:3] == ["ip", "link", "set"]]
+    assert reattached == [["ip", "link", "set", "dev", t, "master", "br0"] for t in detached], r["commands"]
+    assert ["rm", "-f", marker] in r["commands"], r["commands"]
+    assert lab.exec(["test", "-e", marker], check=False).returncode == 1
+    assert run_module(lab, "nm_bridge", {"name": "br0"})["changed"] is False
 
 
 def test_a_rollback_keeps_running_guests_on_the_bridge(lab):
@@ -304,12 +382,7 @@ def test_a_rollback_keeps_running_guests_on_the_bridge(lab):
     addr = dhcp_uplink(lab)
     r = run_module(lab, "nm_bridge", {"name": "br0", "ports": ["ens32"], "stp": False, "inherit": True})
     assert r["changed"] and not r["failed"], r
-    lab.define_guest("tap1", interfaces=[
-        "<interface type='bridge'><mac address='52:54:00:aa:01:01'/><source bridge='br0'/>"
-        "<model type='virtio'/><rom enabled='no'/></interface>"], start=True)
-    taps = wait_for("the guest's tap in br0", lambda: [
-        l["ifname"] for l in json.loads(lab.exec(["ip", "-j", "link", "show", "master", "br0"]).stdout)
-        if l["ifname"] != "ens32"])
+    taps = guest_on_br0(lab)
     r = run_module(lab, "nm_bridge", {"name": "br0", "rollback_timeout": 10,
                                       "ipv4": {"method": "manual", "addresses": ["172.27.99.5/24"],
                                                "gateway": "172.27.99.1"}})
@@ -317,7 +390,6 @@ def test_a_rollback_keeps_running_guests_on_the_bridge(lab):
     assert addresses(lab, "br0") == [addr]
     for t in taps:
         assert link(lab, t)["master"] == "br0", t
-    version = nm(lab, "--version").split()[-1]
-    old = tuple(int(x) for x in version.split(".")[:2]) < (1, 38)
+    old = nm_older_than(lab, (1, 38))
     reattached = [c for c in r["commands"] if c[:3] == ["ip", "link", "set"]]
-    assert bool(reattached) == old, (version, r["commands"])
+    assert bool(reattached) == old, r["commands"]

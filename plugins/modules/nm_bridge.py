@@ -27,7 +27,9 @@ description:
   - With I(state=present) the bridge profile is active and each listed port is active in it, verified in the
     kernel (the bridge exists, each port's master is the bridge, requested STP, forward delay, priority, MTU,
     MAC and addresses in effect). Settings changed on an active bridge reach the kernel through
-    C(nmcli dev reapply); a MAC change re-activates the bridge and its ports.
+    NetworkManager's C(Device.Reapply) over D-Bus (the device named as data, so a bridge called C(--ask) is a
+    bridge of that name); where NetworkManager refuses to reapply a change to a running device (1.30 for any bridge setting), and
+    only then, the bridge is re-activated, then its ports. A MAC change re-activates the bridge and its ports.
   - Reads the host with two C(nmcli) calls and one C(ip -j -d addr show) when nothing has to change, and opens
     no D-Bus connection then.
   - Moves a remote host's only uplink into the bridge over that same link without losing the host. With
@@ -35,16 +37,23 @@ description:
     it and its MAC address - so the host keeps its address (a DHCP server hands the bridge the same lease).
   - Every change that can cut the host off runs inside a NetworkManager checkpoint (D-Bus
     C(CheckpointCreate) of the devices involved) - a port that carries a global address joins the bridge, a
-    port leaves a bridge that carries one, the addresses, routes or MAC address of a bridge that carries one
-    change, I(state=absent) gives a port its profile back. The module then verifies that the host is
-    reachable - the expected addresses on the bridge (the DHCP lease the port had), a default route of each
-    family there was one of, and the IPv4 gateway answering an ARP request on the bridge (no C(ping) or
-    C(arping) needed) - and commits. If any of that does not hold within the timeout, it rolls back at once
-    and fails, saying so and what did not hold (C(changed=false)). If the module is killed or the controller
-    goes away before it commits, NetworkManager rolls back by itself after I(rollback_timeout) seconds.
+    port leaves a bridge that carries one, a bridge that carries one takes any change while it runs
+    (reapplied or re-activated, be it STP, forward delay, priority, MTU, addresses, routes or MAC; its
+    ports are in the checkpoint too), I(state=absent) gives a port its profile back. The module then verifies that the
+    host is reachable - the expected addresses on the bridge (the DHCP lease the port had) or on every port
+    I(state=absent) gives back, a default route of each family there was one of, and the IPv4 gateway
+    answering an ARP request (no C(ping) or C(arping) needed) - and commits. If any of that does not hold
+    within the timeout, it rolls back at once and fails, saying so and what did not hold (C(changed=false);
+    C(changed=true) and C(not_restored) naming them if NetworkManager could not restore some devices). If
+    the module is killed or the controller goes away before it commits, NetworkManager rolls back by itself
+    after I(rollback_timeout) seconds.
   - Refuses, before changing anything, to make a port of a NIC that carries a global IPv4 or IPv6 address
     unless the task sets I(inherit) or the bridge's I(ipv4) (for IPv4 addresses) or I(ipv6) (for IPv6
     addresses), since the host could lose its connection.
+  - Refuses (C(error_kind=not_supported)), before changing anything, to take a port that the kernel has in
+    another bridge or bond no NetworkManager profile holds (one made with C(ip link) or another tool), which
+    that would silently break. The message names it; free the port first (C(ip link set dev PORT nomaster)) or
+    manage that bridge with this module.
 options:
   name:
     description:
@@ -208,12 +217,16 @@ notes:
     C(/run/kvmnet/nm_bridge/<name>.checkpoint) until it commits or rolls back; a run while an interrupted
     run's checkpoint is still pending fails (C(error_kind=busy)) saying when NetworkManager rolls it back, and
     changes nothing; a run after that rollback puts back what the interrupted run had written in
-    C(/var/lib/kvmnet/nm_bridge/). A device in a checkpoint of another client is refused the same way.
+    C(/var/lib/kvmnet/nm_bridge/), puts guests' taps NetworkManager detached back into the bridge, and
+    removes the note. The note names the checkpoint by its path, creation time and devices, so a checkpoint
+    another client holds at the same path (NetworkManager numbers them from 1 again after a restart) is not
+    taken for it. A device in a checkpoint of another client is refused the same way.
   - The checkpoint is taken with C(DELETE_NEW_CONNECTIONS) (a rollback deletes the profiles the run made and
     brings back the ones it deleted) on the devices NetworkManager has when the run starts (a bridge still to
     be made is not one; its profile goes with the rollback). NetworkManager before 1.38 (Debian 11) detaches
     ports it did not make, such as running guests' taps, from a bridge it rolls back; the module puts them
-    back into the bridge after a rollback (C(ip link set dev TAP master BRIDGE), listed in C(commands)).
+    back into the bridge after its own rollback, and, after NetworkManager rolled back by itself (the module
+    was killed), on its next run (C(ip link set dev TAP master BRIDGE), listed in C(commands)).
   - Only the IPv4 gateway is probed (an ARP request); an IPv6-only default route is checked for presence.
   - Tested on NetworkManager 1.30 (Debian 11), 1.42 (Debian 12) and 1.52 (Debian 13), with Ansible reaching
     the host over the very NIC the bridge takes over.
@@ -390,6 +403,14 @@ checkpoint:
     why:
       description: The devices that carry addresses the change could cut off.
       type: str
+not_restored:
+  description:
+    - After a rollback, the interfaces NetworkManager could not restore (they may still hold the run's
+      changes; C(changed) is then true).
+  returned: when a rollback left some devices as the run made them
+  type: list
+  elements: str
+  sample: [ens32]
 warnings:
   description: Duplicate bridge profiles left alone, ports held under I(port_profiles=keep), and the like.
   returned: when there are any

@@ -1,11 +1,14 @@
 //! The kernel's links as the modules read them: `ip -j -d link show` and `ip -j -d addr
 //! show` (iproute2 JSON; fields optional and unknown ones ignored, as iproute2 versions
 //! differ), a device's type from sysfs (no process), macvlan/macvtap modes in every
-//! spelling, and the checks and normalisation of names and MAC addresses.
+//! spelling, the default routes (`ip -j route show table all default`, routes.rs), and the
+//! checks and normalisation of names and MAC addresses.
 
 mod mode;
+pub mod routes;
 mod sysfs;
 pub use mode::MacvlanMode;
+pub use routes::{preferred_v4, read_default_routes, DefaultRoute};
 pub use sysfs::{device_type, openvswitch_fallback, DevType};
 
 use kvmnet_protocol::{Ctx, Error, Result};
@@ -204,6 +207,34 @@ mod tests {
         assert_eq!(l[1].link.as_deref(), Some("ens33"));
         assert_eq!(l[1].global_addresses(), vec!["192.0.2.10/24"]);
         assert!(parse_links("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn iproute2_5_9_and_6_15_are_read_alike() {
+        // `ip -j -d addr show` in a lab host: Debian 11 (iproute2 5.9.0) and Debian 13
+        // (6.15.0), each with br0 (STP off, 192.0.2.10/24) made by NetworkManager, ens32 its
+        // port, ens33 with a link-local address only, libvirt's virbr0.
+        for text in [
+            include_str!("../tests/data/addr-5.9.json"),
+            include_str!("../tests/data/addr-6.15.json"),
+        ] {
+            let l = parse_links(text).unwrap();
+            let names: Vec<&str> = l.iter().map(|x| x.ifname.as_str()).collect();
+            assert_eq!(names, ["lo", "ens32", "ens33", "virbr0", "br0"]);
+            let br = find(&l, "br0").unwrap();
+            assert_eq!(br.kind(), Some("bridge"));
+            assert_eq!(br.info_data("stp_state").and_then(Value::as_i64), Some(0));
+            assert_eq!(br.global_addresses(), ["192.0.2.10/24"]);
+            let port = find(&l, "ens32").unwrap();
+            assert_eq!(port.master.as_deref(), Some("br0"));
+            assert_eq!(
+                (port.kind(), port.slave_kind()),
+                (Some("veth"), Some("bridge"))
+            );
+            assert!(port.mac().is_some() && port.is_up());
+            assert!(find(&l, "ens33").unwrap().global_addresses().is_empty());
+            assert!(find(&l, "lo").unwrap().global_addresses().is_empty());
+        }
     }
 
     #[test]

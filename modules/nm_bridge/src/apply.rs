@@ -7,7 +7,13 @@ use crate::checkpoint;
 use crate::memory::{self, DIR};
 use crate::plan::{set_values, Desired, Plan};
 use kvmnet_nmcli::conn::added_uuid;
+use kvmnet_nmdbus::device;
 use kvmnet_protocol::{BusCall, Command, Ctx, Error, Output, Result, Step};
+
+/// How planned D-Bus calls show a device's object path before NetworkManager names it.
+pub fn device_placeholder(name: &str) -> String {
+    format!("<D-Bus path of {name}>")
+}
 
 /// A profile a step acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,8 +115,10 @@ pub enum Action {
         name: String,
         new_mac: bool,
     },
-    /// Apply changed settings to the active bridge; where NetworkManager refuses, the
-    /// bridge is re-activated, then these ports.
+    /// Apply changed settings to the active bridge (NetworkManager's `Device.Reapply` on
+    /// the device `GetDeviceByIpIface` names: the interface is data, never a command-line
+    /// word); where NetworkManager refuses such a change to a running device, the bridge is
+    /// re-activated, then these ports.
     Reapply {
         name: String,
         bridge: String,
@@ -143,10 +151,11 @@ pub enum Action {
     /// `mkdir` of the directory of the pending-checkpoint marker.
     MakeRunDir,
     /// Write the marker that tells a later run a checkpoint may be pending (and, if this
-    /// run rewrites the memory file, what it held before).
+    /// run rewrites the memory file, what it held before; the guests' taps in the bridge).
     MarkCheckpoint {
         bridge: String,
         memory_before: Option<Option<String>>,
+        taps: Vec<String>,
     },
     /// An earlier run was interrupted inside its checkpoint and NetworkManager rolled it
     /// back: put its memory file back as it was before it (`None`: remove it).
@@ -154,11 +163,17 @@ pub enum Action {
         bridge: String,
         text: Option<String>,
     },
+    /// A guest's tap that was in the bridge, back into it (NetworkManager before 1.38
+    /// detaches ports it did not make when it rolls a bridge back by itself).
+    Reattach { tap: String, bridge: String },
     /// Commit: destroy the checkpoint, keeping the changes (verify runs it once the host
     /// is verified reachable).
     Commit,
     /// Remove the marker.
     Unmark { bridge: String },
+    /// Remove the marker an interrupted run left, whose checkpoint NetworkManager no longer
+    /// holds (it rolled back, or lost it in a restart).
+    ClearMarker { bridge: String },
 }
 
 /// A port profile's controller being repointed.
@@ -237,7 +252,6 @@ impl Action {
             }
             Action::RestoreProfile { uuid, .. } => up(&Ref::Uuid(uuid.clone())),
             Action::ActivateBridge { bridge, .. } => up(bridge),
-            Action::Reapply { name, .. } => argv(&["nmcli", "dev", "reapply", name]),
             Action::ActivatePort { port, .. } => up(port),
             Action::DeleteAll { uuids, .. } => {
                 let mut v = argv(&["nmcli", "con", "delete"]);
@@ -339,7 +353,7 @@ impl Step for Action {
 
     fn command(&self) -> Option<Command> {
         match self {
-            Action::Checkpoint { .. } | Action::Commit => None,
+            Action::Checkpoint { .. } | Action::Commit | Action::Reapply { .. } => None,
             _ => Some(self.command_with(&Ref::shown)),
         }
     }
@@ -354,6 +368,7 @@ impl Step for Action {
                 Some(checkpoint::create_call(&paths, *timeout))
             }
             Action::Commit => Some(checkpoint::commit_call(checkpoint::PLACEHOLDER)),
+            Action::Reapply { name, .. } => Some(device::reapply_call(&device_placeholder(name))),
             _ => None,
         }
     }
@@ -373,8 +388,9 @@ impl Action {
             Action::MarkCheckpoint {
                 bridge,
                 memory_before,
+                taps,
             } => {
-                return checkpoint::marker_command(bridge, None, memory_before.as_ref());
+                return checkpoint::marker_command(bridge, None, memory_before.as_ref(), taps);
             }
             Action::PutBackMemory { bridge, text } => match text {
                 Some(t) => {
@@ -382,7 +398,12 @@ impl Action {
                 }
                 None => argv(&["rm", "-f", &memory::path(bridge)]),
             },
-            Action::Unmark { bridge } => argv(&["rm", "-f", &checkpoint::marker_path(bridge)]),
+            Action::Reattach { tap, bridge } => {
+                argv(&["ip", "link", "set", "dev", tap, "master", bridge])
+            }
+            Action::Unmark { bridge } | Action::ClearMarker { bridge } => {
+                argv(&["rm", "-f", &checkpoint::marker_path(bridge)])
+            }
             _ => Vec::new(), // Checkpoint, Commit: D-Bus calls (bus_call)
         };
         Command::new(words)
@@ -411,16 +432,29 @@ impl Action {
                 "put {} back as it was before an interrupted run that NetworkManager rolled back",
                 memory::path(bridge)
             ),
+            Action::Reattach { tap, bridge } => format!(
+                "put {tap} back into {bridge} (NetworkManager's rollback of an interrupted run detached it)"
+            ),
             Action::Commit => {
                 "verify that the host is reachable and commit the checkpoint".to_string()
             }
             Action::Unmark { bridge } => format!("remove {}", checkpoint::marker_path(bridge)),
+            Action::ClearMarker { bridge } => format!(
+                "remove {}, left by an interrupted run whose checkpoint NetworkManager no longer holds",
+                checkpoint::marker_path(bridge)
+            ),
             _ => String::new(),
         }
     }
 }
 
 impl Action {
+    /// Whether the step makes the running bridge take a change: reapplied, or activated
+    /// (again) with its ports.
+    pub fn runs_the_bridge(&self) -> bool {
+        matches!(self, Action::Reapply { .. } | Action::ActivateBridge { .. })
+    }
+
     /// The profiles this run creates that the step's command names.
     fn new_refs(&self) -> Vec<&Ref> {
         let refs: Vec<&Ref> = match self {
@@ -473,6 +507,7 @@ pub fn apply(ctx: &mut Ctx, plan: &mut Plan) -> Result<()> {
             }
         }
     }
+    drop_gone_deletion(plan);
     set_values(plan);
     Ok(())
 }
@@ -490,11 +525,17 @@ fn run_step(ctx: &mut Ctx, step: &Action, plan: &mut Plan) -> Result<()> {
         )));
     }
     let d = &plan.desired;
+    if matches!(step, Action::Reapply { .. }) {
+        return reapply(ctx, step, d);
+    }
     let command = match step {
         Action::MarkCheckpoint {
             bridge,
             memory_before,
-        } => checkpoint::marker_command(bridge, d.checkpoint.as_ref(), memory_before.as_ref()),
+            taps,
+        } => {
+            checkpoint::marker_command(bridge, d.checkpoint.as_ref(), memory_before.as_ref(), taps)
+        }
         _ => step.command_with(&|r| resolve(d, r).unwrap_or_else(|| r.shown())),
     };
     run(ctx, step, &command, &mut plan.desired)
@@ -506,19 +547,90 @@ fn run(ctx: &mut Ctx, step: &Action, command: &Command, d: &mut Desired) -> Resu
             let out = ctx.run_step(step, command, |_| false)?;
             record_uuid(step, &out, d)
         }
-        Action::DeleteAll { .. } => ctx.run_step(step, command, |o| o.rc == 10).map(drop),
+        Action::DeleteAll { uuids, .. } => {
+            let out = ctx.run_step(step, command, |o| o.rc == 10)?;
+            if out.rc == 10 && !deleted_any(&out.stdout, uuids) {
+                forget_last_write(ctx);
+                d.already_gone = true;
+            }
+            Ok(())
+        }
         Action::RestoreProfile { .. } => {
             if let Err(e) = ctx.run_step(step, command, |_| false) {
                 ctx.warn(format!("could not {}: {}", step.summary(), e.msg));
             }
             Ok(())
         }
-        Action::Reapply { bridge, ports, .. } => match ctx.run_step(step, command, |_| false) {
-            Ok(_) => Ok(()),
-            // NetworkManager refuses to reapply some settings: re-activate instead.
-            Err(_) => reactivate(ctx, bridge, ports, d),
-        },
         _ => ctx.run_step(step, command, |_| false).map(drop),
+    }
+}
+
+/// Reapply the changed settings to the running bridge; only where NetworkManager refuses
+/// such a change to a running device (NetworkManager 1.30 for any bridge setting) is the
+/// bridge re-activated, then its ports. Any other failure is the step's failure.
+fn reapply(ctx: &mut Ctx, step: &Action, d: &Desired) -> Result<()> {
+    let Action::Reapply {
+        name,
+        bridge,
+        ports,
+    } = step
+    else {
+        return Err(Error::bug("reapply: not a reapply step"));
+    };
+    let Some(path) = device::path_by_iface(ctx, name)? else {
+        return Err(Error::verification(format!(
+            "NetworkManager has no device {name} to apply the changed settings to"
+        )));
+    };
+    match ctx.run_bus_step(step, &device::reapply_call(&path)) {
+        Ok(_) => Ok(()),
+        Err(e) if device::is_reapply_refused(&e) => reactivate(ctx, bridge, ports, d),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `nmcli con delete` deleted any of these profiles: it prints "Connection 'ID'
+/// (UUID) successfully deleted." for each (NetworkManager 1.30, 1.42, 1.52) and, for
+/// the ones already gone, only errors on stderr with rc 10.
+fn deleted_any(stdout: &str, uuids: &[String]) -> bool {
+    stdout.lines().any(|l| {
+        l.contains("successfully deleted") && uuids.iter().any(|u| l.contains(&format!("({u})")))
+    })
+}
+
+/// The write just accepted changed nothing (the tool says so): it is neither a change
+/// nor a command that changed something.
+fn forget_last_write(ctx: &mut Ctx) {
+    ctx.commands.pop();
+    ctx.done.pop();
+}
+
+/// A deletion that found every profile gone is no step of this run: without it the plan
+/// may have nothing left (`changed: false`), and the diff shows no deletion.
+fn drop_gone_deletion(plan: &mut Plan) {
+    if !plan.desired.already_gone {
+        return;
+    }
+    let mut ids: Vec<String> = Vec::new();
+    plan.actions.retain(|a| match a {
+        Action::DeleteAll { ids: i, .. } => {
+            ids.extend(i.iter().cloned());
+            false
+        }
+        _ => true,
+    });
+    plan.diffs.retain(|d| {
+        !(d.after == ""
+            && ids
+                .iter()
+                .any(|i| d.before_header == format!("nm profile {i}")))
+    });
+    if !plan.changed() {
+        plan.msg = Some(format!(
+            "no bridge profile for {}: nothing to remove (its profiles {} were deleted by another actor after this run read them)",
+            plan.desired.name,
+            ids.join(", ")
+        ));
     }
 }
 

@@ -8,7 +8,12 @@
 //! doomed state "no change"), apply notes the checkpoint in
 //! `/run/kvmnet/nm_bridge/<bridge>.checkpoint` (a tmpfs: gone at reboot, as checkpoints
 //! are); current.rs reads that file directly (no process) and asks NetworkManager over
-//! D-Bus only while it says a rollback may still be pending.
+//! D-Bus only while it says a rollback may still be pending. The marker names the
+//! checkpoint by its path, its `Created` time and its devices: NetworkManager numbers
+//! checkpoints from 1 again after a restart, so a path alone could name another client's.
+//! Once the checkpoint is gone (rolled back, or lost with a NetworkManager restart), the
+//! next run puts back what NetworkManager does not restore (the memory file, guests' taps
+//! NetworkManager before 1.38 detached from the bridge) and removes the marker.
 
 use crate::apply::Action;
 use crate::plan::Plan;
@@ -22,6 +27,9 @@ pub const RUN_DIR: &str = "/run/kvmnet/nm_bridge";
 /// How planned commands show the checkpoint's path before NetworkManager names it.
 pub const PLACEHOLDER: &str = "<checkpoint>";
 const UPTIME: &str = "/proc/uptime";
+/// How far NetworkManager's `Created` of a checkpoint may be from the time read just
+/// before creating it (one D-Bus round trip, on a loaded host).
+pub const CREATED_SLACK_MS: i64 = 5000;
 
 pub fn marker_path(bridge: &str) -> String {
     format!("{RUN_DIR}/{bridge}.checkpoint")
@@ -31,6 +39,11 @@ pub fn marker_path(bridge: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Taken {
     pub path: String,
+    /// Its devices: (interface, object path).
+    pub devices: Vec<(String, String)>,
+    /// CLOCK_BOOTTIME (ms) just before it was created: within [`CREATED_SLACK_MS`] of the
+    /// `Created` property NetworkManager gives it.
+    pub created_ms: Option<i64>,
     /// `ctx.now()` when it was taken.
     pub started: Duration,
     /// When NetworkManager rolls back by itself (CLOCK_BOOTTIME ms), if the clock was read.
@@ -51,15 +64,23 @@ pub fn verify_window(timeout: u32) -> Duration {
     Duration::from_secs(t - (t / 4).clamp(3, 15))
 }
 
-/// What the marker holds: the checkpoint, when NetworkManager rolls it back, and, when the
-/// run rewrites the memory file, that file's text before it (`text: None`: there was
-/// none), which NetworkManager's rollback does not restore: the next run does.
+/// What the marker holds: the checkpoint (its path, when it was created and its devices'
+/// paths, so that a later run recognises it), when NetworkManager rolls it back, the
+/// guests' taps that were in the bridge, and, when the run rewrites the memory file, that
+/// file's text before it (`text: None`: there was none). NetworkManager's rollback
+/// restores neither: the next run does.
 #[derive(Debug, Serialize, Deserialize)]
 struct Marker {
     checkpoint: String,
     rollback_at_ms: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    devices: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     memory_before: Option<MemoryBefore>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    taps: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,11 +93,17 @@ pub fn marker_command(
     bridge: &str,
     taken: Option<&Taken>,
     memory_before: Option<&Option<String>>,
+    taps: &[String],
 ) -> Command {
     let m = Marker {
         checkpoint: taken.map_or(PLACEHOLDER.to_string(), |t| t.path.clone()),
         rollback_at_ms: taken.and_then(|t| t.rollback_at_ms),
+        created_ms: taken.and_then(|t| t.created_ms),
+        devices: taken
+            .map(|t| t.devices.iter().map(|(_, p)| p.clone()).collect())
+            .unwrap_or_default(),
         memory_before: memory_before.map(|t| MemoryBefore { text: t.clone() }),
+        taps: taps.to_vec(),
     };
     let body = serde_json::to_string(&m).unwrap_or_default() + "\n";
     Command::new(["tee", &marker_path(bridge)]).with_stdin(body)
@@ -151,9 +178,33 @@ fn describe(ctx: &mut Ctx, c: &cp::Checkpoint, now: Option<i64>) -> Pending {
 pub enum Marked {
     /// NetworkManager still holds its checkpoint.
     Pending(Pending),
-    /// The run was interrupted and its checkpoint is gone (rolled back): its memory file
-    /// is to be put back to this text (`None`: removed).
-    RolledBack(Option<String>),
+    /// Its checkpoint is gone: what is left to put back, then the marker is removed.
+    Over(Leftover),
+}
+
+/// What an interrupted run leaves to the next one once NetworkManager rolled it back.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Leftover {
+    /// The memory file's text before that run (`Some(None)`: there was none), if that run
+    /// rewrote it.
+    pub memory_before: Option<Option<String>>,
+    /// Guests' taps that were in the bridge (NetworkManager before 1.38 detaches them on
+    /// rollback).
+    pub taps: Vec<String>,
+}
+
+/// Whether the checkpoint NetworkManager holds at the marker's path is the marker's: made
+/// when the marker says (within [`CREATED_SLACK_MS`]) on the same devices (NetworkManager
+/// numbers checkpoints from 1 again after a restart, and another client may hold that
+/// path now). A marker of an older kvmnet names the path only.
+fn is_marked(m: &Marker, c: &cp::Checkpoint) -> bool {
+    let mut want = m.devices.clone();
+    let mut have = c.devices.clone();
+    want.sort();
+    have.sort();
+    m.created_ms
+        .is_none_or(|t| (c.created_ms - t).abs() <= CREATED_SLACK_MS)
+        && (want.is_empty() || want == have)
 }
 
 /// The checkpoint the marker names, if NetworkManager still holds it, or what an
@@ -163,17 +214,22 @@ pub fn read_marker(ctx: &mut Ctx, bridge: &str) -> Result<Option<Marked>> {
     let Some(text) = ctx.read_file(&marker_path(bridge)) else {
         return Ok(None);
     };
-    let Ok(m) = serde_json::from_str::<Marker>(&text) else {
-        return Ok(None);
+    let m = match serde_json::from_str::<Marker>(&text) {
+        Ok(m) => m,
+        // Not one this module wrote: remove it, nothing else to put back.
+        Err(_) => return Ok(Some(Marked::Over(Leftover::default()))),
     };
     let now = uptime_ms(ctx);
     let past = matches!((now, m.rollback_at_ms), (Some(n), Some(at)) if n > at + 5000);
     if !past {
-        if let Some(c) = cp::read(ctx, &m.checkpoint)? {
+        if let Some(c) = cp::read(ctx, &m.checkpoint)?.filter(|c| is_marked(&m, c)) {
             return Ok(Some(Marked::Pending(describe(ctx, &c, now))));
         }
     }
-    Ok(m.memory_before.map(|b| Marked::RolledBack(b.text)))
+    Ok(Some(Marked::Over(Leftover {
+        memory_before: m.memory_before.map(|b| b.text),
+        taps: m.taps,
+    })))
 }
 
 /// `CheckpointCreate` refused: a device is in another pending checkpoint. Say which, and
@@ -196,13 +252,14 @@ pub fn take(ctx: &mut Ctx, step: &Action, plan: &mut Plan) -> Result<()> {
     let Action::Checkpoint { devices, timeout } = step else {
         return Err(Error::bug("take: not a checkpoint step"));
     };
-    let routes = crate::routes::read(ctx)?;
-    let mut paths = Vec::new();
+    let routes = kvmnet_iproute::read_default_routes(ctx)?;
+    let mut named = Vec::new();
     for d in devices {
         if let Some(p) = device::path_by_iface(ctx, d)? {
-            paths.push(p);
+            named.push((d.clone(), p));
         }
     }
+    let paths: Vec<String> = named.iter().map(|(_, p)| p.clone()).collect();
     if paths.is_empty() {
         return Err(Error::not_supported(format!(
             "NetworkManager has no device for {}, so it cannot take a checkpoint of them",
@@ -223,6 +280,8 @@ pub fn take(ctx: &mut Ctx, step: &Action, plan: &mut Plan) -> Result<()> {
     }
     plan.desired.checkpoint = Some(Taken {
         path,
+        devices: named,
+        created_ms: now,
         started,
         rollback_at_ms: now.map(|n| n + i64::from(*timeout) * 1000),
         timeout: *timeout,
@@ -276,20 +335,18 @@ pub fn commit(ctx: &mut Ctx, plan: &mut Plan) -> Result<()> {
 /// Roll back at once after `why`, when this run took a checkpoint (else `why` as it is),
 /// and put back what NetworkManager does not restore: the memory file, guests' taps on the
 /// bridge. The error says it rolled back, what did not hold, and whether the host's
-/// addresses are back.
+/// addresses are back. A device NetworkManager could not restore keeps what this run did
+/// to it: then the host is not as before (`changed: true`) and the message names it.
 pub fn roll_back(ctx: &mut Ctx, plan: &mut Plan, why: Error) -> Error {
     let Some(taken) = plan.desired.checkpoint.take() else {
         return why;
     };
-    let verdict = match ctx.bus_write(&cp::rollback(&taken.path)) {
-        Ok(reply) => {
-            ctx.rolled_back = true;
-            not_restored(&cp::rollback_failures(&reply))
-        }
-        Err(e) if gone(&e) => {
-            ctx.rolled_back = true;
-            " (NetworkManager had already rolled back at its timeout)".to_string()
-        }
+    let (failures, note) = match ctx.bus_write(&cp::rollback(&taken.path)) {
+        Ok(reply) => (cp::rollback_failures(&reply), ""),
+        Err(e) if gone(&e) => (
+            Vec::new(),
+            " (NetworkManager had already rolled back at its timeout)",
+        ),
         Err(e) => {
             return Error {
                 msg: format!(
@@ -300,6 +357,11 @@ pub fn roll_back(ctx: &mut Ctx, plan: &mut Plan, why: Error) -> Error {
             }
         }
     };
+    ctx.rolled_back = failures.is_empty();
+    let failed: Vec<(String, u64)> = failures
+        .iter()
+        .map(|(path, code)| (iface(&taken, path), *code))
+        .collect();
     let after = crate::reach::after_rollback(ctx, plan);
     let devices: Vec<String> = plan
         .desired
@@ -307,24 +369,66 @@ pub fn roll_back(ctx: &mut Ctx, plan: &mut Plan, why: Error) -> Error {
         .as_ref()
         .map(|g| g.devices.clone())
         .unwrap_or_default();
-    let their = if devices.len() == 1 { "its" } else { "their" };
-    Error {
-        msg: format!(
-            "{}; rolled back: NetworkManager restored {} to {their} state before this run{verdict}{after}",
-            why.msg,
-            devices.join(", ")
-        ),
+    let what = restored_phrase(&devices, &failed);
+    let mut err = Error {
+        msg: format!("{}; {what}{note}{after}", why.msg),
         ..why
+    };
+    if !failed.is_empty() {
+        let names: Vec<String> = failed.into_iter().map(|(d, _)| d).collect();
+        err = err.with("not_restored", names);
     }
+    err
 }
 
-fn not_restored(failures: &[(String, u64)]) -> String {
-    if failures.is_empty() {
-        return String::new();
-    }
-    let what: Vec<String> = failures
+/// "rolled back: NetworkManager restored br0, ens32 to their state before this run", or,
+/// when some devices were not restored, which ones and why.
+fn restored_phrase(devices: &[String], failed: &[(String, u64)]) -> String {
+    let back: Vec<&str> = devices
         .iter()
-        .map(|(d, code)| format!("{d} (result {code})"))
+        .filter(|d| !failed.iter().any(|(f, _)| f == *d))
+        .map(String::as_str)
         .collect();
-    format!(", except {}", what.join(", "))
+    let their = |n: usize| if n == 1 { "its" } else { "their" };
+    if failed.is_empty() {
+        return format!(
+            "rolled back: NetworkManager restored {} to {} state before this run",
+            back.join(", "),
+            their(back.len())
+        );
+    }
+    let not: Vec<String> = failed
+        .iter()
+        .map(|(d, code)| format!("{d} ({}, result {code})", result_words(*code)))
+        .collect();
+    let restored = match back.is_empty() {
+        true => "none of the devices".to_string(),
+        false => format!(
+            "{} to {} state before this run",
+            back.join(", "),
+            their(back.len())
+        ),
+    };
+    format!(
+        "rolled back only in part: NetworkManager restored {restored}, but not {}, which may still hold this run's changes",
+        not.join(", ")
+    )
+}
+
+/// The interface of a device path of the checkpoint (the path itself if unknown).
+fn iface(taken: &Taken, path: &str) -> String {
+    taken
+        .devices
+        .iter()
+        .find(|(_, p)| p == path)
+        .map_or_else(|| path.to_string(), |(d, _)| d.clone())
+}
+
+/// NetworkManager's `NMRollbackResult` in words.
+fn result_words(code: u64) -> &'static str {
+    match code {
+        1 => "the device no longer exists",
+        2 => "the device is not managed",
+        _ => "the rollback failed",
+    }
 }

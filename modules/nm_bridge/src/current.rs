@@ -4,7 +4,7 @@
 //! module's memory file (read directly: no process) and, only when a port must be taken
 //! into the bridge, NetworkManager's devices (one more nmcli call) to check it manages them.
 
-use crate::checkpoint::{read_marker, Marked, Pending};
+use crate::checkpoint::{read_marker, Leftover, Marked, Pending};
 use crate::memory::Remembered;
 use crate::params::Params;
 use crate::plan::ports_to_take;
@@ -27,9 +27,10 @@ pub struct Current {
     pub devices: Option<Vec<Device>>,
     /// A checkpoint an earlier run left pending (NetworkManager rolls it back soon).
     pub pending: Option<Pending>,
-    /// An earlier run was interrupted and rolled back: the memory file it rewrote is to be
-    /// put back to this (`remembered` already holds it).
-    pub put_back: Option<Option<String>>,
+    /// An earlier run was interrupted and rolled back: what it left to put back (a memory
+    /// file it rewrote, which `remembered` already holds as it was; guests' taps), then its
+    /// marker is removed.
+    pub leftover: Option<Leftover>,
 }
 
 pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Current> {
@@ -40,9 +41,11 @@ pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Current> {
             cur.pending = Some(pd);
             return Ok(cur); // the plan refuses: nothing more to read
         }
-        Some(Marked::RolledBack(text)) => {
-            cur.remembered = Remembered::from_text(text.clone());
-            cur.put_back = Some(text);
+        Some(Marked::Over(left)) => {
+            if let Some(text) = &left.memory_before {
+                cur.remembered = Remembered::from_text(text.clone());
+            }
+            cur.leftover = Some(left);
         }
         None => {}
     }

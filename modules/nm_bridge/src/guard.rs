@@ -2,24 +2,28 @@
 //! checkpoint.rs and reach.rs act on the answer).
 //!
 //! A change runs inside a NetworkManager checkpoint when a device it touches carries a
-//! global address (and so, possibly, the host's connection; a device with the default
-//! route carries one too):
+//! global address (and so, possibly, the host's connection: a device that holds the
+//! default route carries one too, or its packets would leave without an address of its
+//! own; a default route over a device without any is not looked for):
 //! - a port that carries one joins the bridge (the uplink takeover), or a port leaves a
 //!   bridge that carries one;
-//! - the addresses, routes or MAC address of a bridge that carries one change;
+//! - a bridge that carries one takes any change while it runs: NetworkManager reapplies
+//!   it (STP, forward delay, priority, MTU, addresses, routes) or re-activates the bridge
+//!   and its ports (a new MAC address; NetworkManager 1.30, which refuses to reapply bridge
+//!   settings): its ports are in the checkpoint too;
 //! - `state: absent` removes a bridge that carries one and gives a port back its profile
 //!   (a switched-off one, or a plain one carrying what the bridge inherited). Removing a
 //!   bridge that gives nothing back stays a plain deletion, as asked.
 //!
-//! After such a change, verify must see, before it commits: the expected addresses on the
+//! After such a change, verify must see, before it commits: the expected addresses on each
 //! device that now holds the host's identity (static ones, and the DHCP lease the port
-//! had), a default route of each family there was one of, and the IPv4 gateway answering
-//! (reach.rs). Anything else rolls back.
+//! had; every port `state: absent` gives back), a default route of each family there was
+//! one of, and the IPv4 gateway answering (reach.rs). Anything else rolls back.
 
 use crate::current::Current;
 use crate::inherit::Source;
 use crate::params::{norm_cidr, Params};
-use crate::routes::DefaultRoute;
+use kvmnet_iproute::DefaultRoute;
 
 /// A checkpointed change.
 #[derive(Debug, Clone, Default)]
@@ -43,16 +47,24 @@ pub struct Guard {
 /// What must hold after the change.
 #[derive(Debug, Clone, Default)]
 pub struct Reach {
-    /// The interface that holds the host's addresses after the change (empty: none).
-    pub device: String,
-    /// Addresses that must be on it (canonical CIDR).
-    pub addresses: Vec<String>,
-    /// Some global IPv4 address must be on it (a DHCP lease whose address is not known).
-    pub any_v4: bool,
+    /// The interfaces that hold the host's addresses after the change, each with the
+    /// addresses it must hold.
+    pub holders: Vec<Holder>,
+    /// Some global IPv4 address must be on one of these (a DHCP lease whose address is not
+    /// known); empty: none is needed.
+    pub any_v4_on: Vec<String>,
     /// The devices and global addresses before the change (what a rollback restores).
     pub before: Vec<(String, Vec<String>)>,
     /// The default routes before the change (read by apply just before the checkpoint).
     pub routes_before: Vec<DefaultRoute>,
+}
+
+/// An interface that holds some of the host's addresses after the change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Holder {
+    pub device: String,
+    /// Addresses that must be on it (canonical CIDR).
+    pub addresses: Vec<String>,
 }
 
 impl Guard {
@@ -130,8 +142,9 @@ pub struct Touched<'a> {
     pub taken: &'a [String],
     /// Ports leaving it.
     pub leaving: Vec<String>,
-    /// The bridge's addresses, routes or MAC change.
-    pub bridge_ip: bool,
+    /// The running bridge takes a change: NetworkManager reapplies it, or the bridge (and
+    /// its ports with it) is activated again.
+    pub bridge_live: bool,
     /// The bridge's settings as they will be (the task's and the inherited ones).
     pub settings: &'a [(&'static str, String)],
     /// The bridge profile's IPv4 method now (an existing bridge).
@@ -142,11 +155,15 @@ pub struct Touched<'a> {
 /// The guard of a `state: present` change, if it needs one.
 pub fn present(p: &Params, cur: &Current, t: &Touched) -> Option<Guard> {
     let name = p.name.as_str();
-    let bridge_in = !t.taken.is_empty() || !t.leaving.is_empty() || t.bridge_ip;
+    let bridge_in = !t.taken.is_empty() || !t.leaving.is_empty() || t.bridge_live;
     let mut touched: Vec<String> = t.taken.to_vec();
     touched.extend(t.leaving.iter().cloned());
     if bridge_in && cur.link(name).is_some() {
         touched.insert(0, name.to_string());
+    }
+    if t.bridge_live {
+        // A re-activated bridge takes its ports down and up with it.
+        touched.extend(own_ports(cur, name));
     }
     let devices = dedup(touched);
     let carrying = carriers(cur, &devices);
@@ -167,9 +184,14 @@ pub fn present(p: &Params, cur: &Current, t: &Touched) -> Option<Guard> {
         timeout: p.rollback_timeout as u32,
         why: why(&carrying),
         reach: Reach {
-            device: name.to_string(),
-            addresses: dedup(addresses),
-            any_v4: had_v4 && matches!(method, "auto" | "manual"),
+            holders: vec![Holder {
+                device: name.to_string(),
+                addresses: dedup(addresses),
+            }],
+            any_v4_on: match had_v4 && matches!(method, "auto" | "manual") {
+                true => vec![name.to_string()],
+                false => Vec::new(),
+            },
             before: carrying,
             routes_before: Vec::new(),
         },
@@ -185,7 +207,9 @@ pub struct GivenBack<'a> {
 }
 
 /// The guard of a `state: absent` change, if the bridge carries a global address and a
-/// port gets its profile back.
+/// port gets its profile back. Every port given back must hold its static addresses
+/// afterwards, and, if the bridge had IPv4, one of those with an IPv4 method some IPv4
+/// address (the lease the bridge had goes back to the port it took it from).
 pub fn absent(p: &Params, cur: &Current, back: &[GivenBack]) -> Option<Guard> {
     let name = p.name.as_str();
     let carrying = carriers(cur, &[name.to_string()]);
@@ -199,38 +223,61 @@ pub fn absent(p: &Params, cur: &Current, back: &[GivenBack]) -> Option<Guard> {
             .filter(|l| l.master.as_deref() == Some(name))
             .map(|l| l.ifname.clone()),
     );
-    let b = &back[0];
-    let method = setting(&b.settings, "ipv4.method").unwrap_or("auto");
-    let reach = Reach {
-        device: b.port.clone(),
-        addresses: static_addresses(&b.settings),
-        any_v4: matches!(method, "auto" | "manual")
-            && carrying.iter().any(|(_, a)| a.iter().any(|x| is_v4(x))),
-        ..Reach::default()
-    };
+    let had_v4 = carrying.iter().any(|(_, a)| a.iter().any(|x| is_v4(x)));
+    let holders = back
+        .iter()
+        .map(|b| Holder {
+            device: b.port.clone(),
+            addresses: static_addresses(&b.settings),
+        })
+        .collect();
+    let any_v4_on = back
+        .iter()
+        .filter(|_| had_v4)
+        .filter(|b| {
+            matches!(
+                setting(&b.settings, "ipv4.method").unwrap_or("auto"),
+                "auto" | "manual"
+            )
+        })
+        .map(|b| b.port.clone())
+        .collect();
     Some(Guard {
         devices: dedup(devices),
         timeout: p.rollback_timeout as u32,
         why: why(&carrying),
         reach: Reach {
+            holders,
+            any_v4_on: dedup(any_v4_on),
             before: carrying,
-            ..reach
+            routes_before: Vec::new(),
         },
-        external_ports: Vec::new(),
+        external_ports: external_ports(cur, name),
         memory_before: None,
     })
+}
+
+/// Whether no profile of the host makes `port` a port (a guest's tap).
+fn is_external(cur: &Current, port: &str) -> bool {
+    cur.bound_to(port)
+        .iter()
+        .all(|c| c.external || c.p.port_type().is_none())
 }
 
 /// Links in the bridge that no profile of the host makes a port (guests' taps).
 fn external_ports(cur: &Current, name: &str) -> Vec<String> {
     cur.links
         .iter()
-        .filter(|l| l.master.as_deref() == Some(name))
-        .filter(|l| {
-            cur.bound_to(&l.ifname)
-                .iter()
-                .all(|c| c.external || c.p.port_type().is_none())
-        })
+        .filter(|l| l.master.as_deref() == Some(name) && is_external(cur, &l.ifname))
+        .map(|l| l.ifname.clone())
+        .collect()
+}
+
+/// Links in the bridge that a profile makes its port.
+fn own_ports(cur: &Current, name: &str) -> Vec<String> {
+    cur.links
+        .iter()
+        .filter(|l| l.master.as_deref() == Some(name) && !is_external(cur, &l.ifname))
         .map(|l| l.ifname.clone())
         .collect()
 }

@@ -184,3 +184,61 @@ pub fn merge(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kvmnet_nmcli::parse_profiles;
+
+    fn conn(props: &str) -> Conn {
+        let p = parse_profiles(props).remove(0);
+        Conn {
+            uuid: p.uuid().to_string(),
+            device: "ens33".into(),
+            state: "activated".into(),
+            external: false,
+            p,
+        }
+    }
+
+    fn source(c: &Conn) -> Source<'_> {
+        Source {
+            port: "ens33".into(),
+            conn: Some(c),
+            mac: None,
+            addresses: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn nm_1_30_stable_privacy_is_inherited_and_is_what_its_bridges_get_anyway() {
+        // `nmcli con add type ethernet ifname ens33 con-name side ipv4.method auto`, shown
+        // with the settings nm_bridge reads: NetworkManager 1.30.6 (Debian 11) stores
+        // ipv6.addr-gen-mode stable-privacy, 1.42.4 (Debian 12) `default`.
+        let side = conn(include_str!("../tests/data/nm-1.30.side.props"));
+        assert_eq!(
+            source(&side).settings(),
+            vec![
+                ("ipv4.method", "auto".to_string()),
+                ("ipv6.method", "auto".to_string()),
+                ("ipv6.addr-gen-mode", "stable-privacy".to_string()),
+            ]
+        );
+        // A value the profile holds is the port's choice (from 1.40 on stable-privacy is
+        // one, `default` being NetworkManager's): it is copied. On 1.30 it is also what a
+        // bridge nmcli makes holds, so the copy changes nothing there: a rerun finds it.
+        let bridge = conn(include_str!("../tests/data/nm-1.30.bridge.props"));
+        assert_eq!(
+            crate::plan::current(&bridge, "ipv6.addr-gen-mode"),
+            "stable-privacy"
+        );
+        let side42 = conn(include_str!("../tests/data/nm-1.42.side.props"));
+        assert_eq!(
+            source(&side42).settings(),
+            vec![
+                ("ipv4.method", "auto".to_string()),
+                ("ipv6.method", "auto".to_string()),
+            ]
+        );
+    }
+}

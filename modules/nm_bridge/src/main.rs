@@ -12,8 +12,10 @@
 //! more nmcli); only while a marker says an interrupted run's checkpoint may be pending is
 //! NetworkManager asked about it over D-Bus.
 //! plan: nmcli commands by UUID; a profile this run creates gets its UUID from
-//! NetworkManager's answer, shown as `<uuid of NAME>` in the planned commands. `inherit`
-//! hands the bridge the IP configuration and MAC address of the port it takes over.
+//! NetworkManager's answer, shown as `<uuid of NAME>` in the planned commands. Settings
+//! changed on a running bridge reach it by D-Bus (`Device.Reapply` on the device
+//! `GetDeviceByIpIface` names: no interface name is ever an nmcli word). `inherit` hands
+//! the bridge the IP configuration and MAC address of the port it takes over.
 //! apply: a change that can cut the host off (guard.rs) runs inside a NetworkManager
 //! checkpoint: one `ip -j route show table all default`, D-Bus calls for the devices and
 //! the checkpoint, a marker file; a failing step rolls back at once.
@@ -33,7 +35,6 @@ mod params;
 mod plan;
 mod quick;
 mod reach;
-mod routes;
 mod takeover;
 mod verify;
 

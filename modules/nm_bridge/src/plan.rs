@@ -32,6 +32,9 @@ pub struct Desired {
     pub guard: Option<Guard>,
     /// The checkpoint apply took (until verify commits or rolls back).
     pub checkpoint: Option<Taken>,
+    /// `state: absent`: every profile to delete was already gone when apply came to it
+    /// (another actor deleted them since the read): that step changed nothing.
+    pub already_gone: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,8 +64,8 @@ pub fn plan(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
         State::Present => present(env, p, cur)?,
         State::Absent => absent(env, p, cur)?,
     };
-    if let Some(text) = &cur.put_back {
-        takeover::put_back(env, p, text, &mut plan);
+    if let Some(left) = &cur.leftover {
+        takeover::put_back(env, p, cur, left, &mut plan);
     }
     Ok(plan)
 }
@@ -390,10 +393,8 @@ struct BridgeChange {
     diff: Option<Diff>,
     /// A new MAC: the bridge must be re-activated.
     reactivate: bool,
-    /// Other settings: `nmcli dev reapply`.
+    /// Other settings: reapplied to the running bridge (NetworkManager's Device.Reapply).
     reapply: bool,
-    /// Its addresses, routes or MAC address change (guard.rs).
-    ip: bool,
 }
 
 fn create_bridge(p: &Params, ch: &Chosen, settings: &[(&'static str, String)]) -> BridgeChange {
@@ -431,7 +432,6 @@ fn modify_bridge(c: &Conn, conn_name: &str, settings: &[(&'static str, String)])
             continue;
         }
         changes.push((k.to_string(), v.clone()));
-        bc.ip |= *k == MAC_PROP || k.starts_with("ipv4.") || k.starts_with("ipv6.");
         if *k == MAC_PROP {
             bc.reactivate = true;
             if !norm_value(MAC_PROP, c.p.get("bridge.mac-address").unwrap_or("")).is_empty() {
@@ -831,13 +831,28 @@ fn save(name: &str, m: &Memory, plan: &mut Plan) {
     });
 }
 
-/// Settings of an active bridge must reach the kernel; ports come up in the bridge.
-fn activate(ch: &Chosen, name: &str, pps: &[PortPlan], bc: &BridgeChange, plan: &mut Plan) {
+/// Settings of an active bridge must reach the kernel; ports come up in the bridge. A
+/// bridge activated again takes its ports down: the listed ones, or, when the task lists
+/// none, the ones active now (`others`: profile and interface), are activated again after
+/// it.
+fn activate(
+    ch: &Chosen,
+    name: &str,
+    pps: &[PortPlan],
+    others: &[(Ref, String)],
+    bc: &BridgeChange,
+    plan: &mut Plan,
+) {
     let free: Vec<&PortPlan> = pps.iter().filter(|pp| pp.held_by.is_none()).collect();
-    let mut up: Vec<&PortPlan> = free
+    let mut up: Vec<(Ref, String)> = free
         .iter()
-        .copied()
         .filter(|pp| pp.up || bc.reactivate)
+        .map(|pp| (pp.reference(), pp.name.clone()))
+        .collect();
+    let all: Vec<(Ref, String)> = free
+        .iter()
+        .map(|pp| (pp.reference(), pp.name.clone()))
+        .chain(others.iter().cloned())
         .collect();
     let bridge_up = |new_mac| Action::ActivateBridge {
         bridge: ch.reference(),
@@ -850,26 +865,43 @@ fn activate(ch: &Chosen, name: &str, pps: &[PortPlan], bc: &BridgeChange, plan: 
         bc.reactivate,
         bc.reapply,
     ) {
-        (Some(_), true, _) => plan.push(bridge_up(true)),
+        (Some(_), true, _) => {
+            plan.push(bridge_up(true));
+            up.extend(others.iter().cloned());
+        }
         (Some(c), false, true) => plan.push(Action::Reapply {
             name: name.to_string(),
             bridge: c.uuid.clone(),
-            ports: free.iter().map(|pp| pp.reference()).collect(),
+            ports: all.into_iter().map(|(r, _)| r).collect(),
         }),
         (Some(_), false, false) => {}
         (None, _, _) => {
             plan.push(bridge_up(false));
             // Existing, unchanged ports came down with the bridge: bring them back too.
-            up = free;
+            up = all;
         }
     }
-    for pp in up {
+    for (port, ifname) in up {
         plan.push(Action::ActivatePort {
-            port: pp.reference(),
-            ifname: pp.name.clone(),
+            port,
+            ifname,
             bridge_name: name.to_string(),
         });
     }
+}
+
+/// With no `ports` given: the port profiles of the bridge active now, which come down
+/// with it if it is activated again.
+fn active_ports(p: &Params, cur: &Current, ch: &Chosen) -> Vec<(Ref, String)> {
+    if p.port_list().is_some() {
+        return Vec::new();
+    }
+    cur.conns
+        .conns
+        .iter()
+        .filter(|c| ch.owns(c, &p.name) && c.active())
+        .filter_map(|c| Some((Ref::Uuid(c.uuid.clone()), cur.port_of(c)?)))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -923,7 +955,7 @@ fn present(env: &mut Env, p: &Params, cur: &Current) -> Result<Plan> {
     let touched = guard::Touched {
         taken: &taken,
         leaving: removed.iter().filter_map(|c| cur.port_of(c)).collect(),
-        bridge_ip: bc.ip,
+        bridge_live: plan.actions.iter().any(Action::runs_the_bridge),
         settings: &settings,
         method_now: ch.conn.and_then(|c| c.p.get("ipv4.method")),
         source: source.as_ref(),
@@ -969,7 +1001,8 @@ fn present_steps(env: &mut Env, p: &Params, cur: &Current, x: &Parts, plan: &mut
     });
     let remember = (comp.disabled, taken_over);
     remove_and_remember(env, cur, &p.name, x.removed, remember, plan);
-    activate(x.ch, &p.name, x.pps, x.bc, plan);
+    let others = active_ports(p, cur, x.ch);
+    activate(x.ch, &p.name, x.pps, &others, x.bc, plan);
 }
 
 fn warn_held(env: &mut Env, name: &str, pps: &[PortPlan]) {

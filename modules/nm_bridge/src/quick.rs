@@ -56,6 +56,18 @@ fn interfaces(p: &Params, links: &[Link]) -> Vec<String> {
     out
 }
 
+/// The kernel's bridge already shows that an option differs (STP, forward delay,
+/// priority, MTU): a change, nothing more to ask. (The plan compares the profile; a
+/// kernel that differs from a profile that does not is read the full way, which finds
+/// nothing to change: the quick read only ever gives up early.)
+fn kernel_differs(p: &Params, bridge: &Link) -> bool {
+    let num = |k: &str| bridge.info_data(k).and_then(serde_json::Value::as_i64);
+    p.stp.is_some_and(|on| num("stp_state").map(|s| s != 0) != Some(on))
+        || p.forward_delay.is_some_and(|s| num("forward_delay") != Some(s * 100))
+        || p.priority.is_some_and(|n| num("priority") != Some(n))
+        || p.mtu.is_some_and(|m| bridge.mtu.map(i64::from) != Some(m))
+}
+
 /// A keyfile bridge profile for this interface, or a port profile of a bridge that
 /// NetworkManager did not generate.
 fn indexed(p: &Profile, name: &str) -> bool {
@@ -79,7 +91,10 @@ pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Option<Current>> {
             .iter()
             .any(|l| l.ifname == *x && l.master.as_deref() == Some(p.name.as_str()))
     };
-    if !links.iter().any(|l| l.ifname == p.name) || !listed.iter().all(in_bridge) {
+    let Some(bridge) = links.iter().find(|l| l.ifname == p.name) else {
+        return Ok(None);
+    };
+    if !listed.iter().all(in_bridge) || kernel_differs(p, bridge) {
         return Ok(None);
     }
     let remembered = Remembered::read(ctx, &p.name);

@@ -10,7 +10,7 @@ use crate::guard::Reach;
 use crate::memory;
 use crate::params::norm_cidr;
 use crate::plan::Plan;
-use crate::routes::{self, DefaultRoute};
+use kvmnet_iproute::{preferred_v4, read_default_routes, DefaultRoute};
 use kvmnet_protocol::{Ctx, Error, Result};
 use serde_json::Value;
 use std::net::Ipv4Addr;
@@ -38,24 +38,28 @@ fn held(cur: &Current, dev: &str) -> Vec<String> {
 /// What does not hold yet, in words (empty: the host is reachable as before).
 pub fn check(ctx: &mut Ctx, cur: &Current, reach: &Reach) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    if !reach.device.is_empty() {
-        let have = held(cur, &reach.device);
-        for a in &reach.addresses {
+    for h in &reach.holders {
+        let have = held(cur, &h.device);
+        for a in &h.addresses {
             if !have.contains(a) {
-                out.push(format!("{} does not hold {a}", reach.device));
+                out.push(format!("{} does not hold {a}", h.device));
             }
         }
-        if reach.any_v4 && !have.iter().any(|a| !a.contains(':')) {
-            out.push(format!(
-                "{} has no IPv4 address (no DHCP lease yet)",
-                reach.device
-            ));
-        }
+    }
+    let v4_on = |d: &String| held(cur, d).iter().any(|a| !a.contains(':'));
+    if !reach.any_v4_on.is_empty() && !reach.any_v4_on.iter().any(v4_on) {
+        out.push(match reach.any_v4_on.as_slice() {
+            [one] => format!("{one} has no IPv4 address (no DHCP lease yet)"),
+            many => format!(
+                "none of {} has an IPv4 address (no DHCP lease yet)",
+                many.join(", ")
+            ),
+        });
     }
     if !out.is_empty() {
         return Ok(out);
     }
-    let now = routes::read(ctx)?;
+    let now = read_default_routes(ctx)?;
     for (v6, fam) in [(false, "IPv4"), (true, "IPv6")] {
         let had = reach.routes_before.iter().any(|r| r.v6() == v6);
         if had && !now.iter().any(|r| r.v6() == v6) {
@@ -75,13 +79,13 @@ fn gateway(
     reach: &Reach,
     now: &[DefaultRoute],
 ) -> Result<Option<String>> {
-    if routes::v4(&reach.routes_before)
+    if preferred_v4(&reach.routes_before)
         .and_then(|r| r.gateway.as_ref())
         .is_none()
     {
         return Ok(None);
     }
-    let Some(r) = routes::v4(now) else {
+    let Some(r) = preferred_v4(now) else {
         return Ok(Some("the host has no IPv4 default route".into()));
     };
     let Some(gw) = r

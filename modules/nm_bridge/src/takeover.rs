@@ -4,6 +4,7 @@
 //! leftovers are put back first.
 
 use crate::apply::Action;
+use crate::checkpoint::Leftover;
 use crate::current::Current;
 use crate::guard::Guard;
 use crate::inherit::Source;
@@ -13,19 +14,37 @@ use kvmnet_protocol::output::capitalise;
 use kvmnet_protocol::{Env, Step};
 use serde_json::{json, Map, Value};
 
-/// An interrupted run's memory file first, as it was before that run (NetworkManager
-/// rolled its changes back), and its marker removed.
-pub fn put_back(env: &mut Env, p: &Params, text: &Option<String>, plan: &mut Plan) {
-    let mut steps = vec![
-        Action::PutBackMemory {
-            bridge: p.name.clone(),
+/// What an interrupted run left first (NetworkManager rolled its changes back): its memory
+/// file as it was before that run, the guests' taps NetworkManager detached from the bridge
+/// back in it, and its marker removed.
+pub fn put_back(env: &mut Env, p: &Params, cur: &Current, left: &Leftover, plan: &mut Plan) {
+    let bridge = p.name.clone();
+    let mut steps = Vec::new();
+    if let Some(text) = &left.memory_before {
+        steps.push(Action::PutBackMemory {
+            bridge: bridge.clone(),
             text: text.clone(),
-        },
-        Action::Unmark {
-            bridge: p.name.clone(),
-        },
-    ];
-    let first = steps[0].summary();
+        });
+    }
+    if cur.link(&bridge).is_some() {
+        for tap in &left.taps {
+            let detached = cur
+                .link(tap)
+                .is_some_and(|l| l.master.as_deref() != Some(bridge.as_str()));
+            if detached {
+                steps.push(Action::Reattach {
+                    tap: tap.clone(),
+                    bridge: bridge.clone(),
+                });
+            }
+        }
+    }
+    steps.push(Action::ClearMarker { bridge });
+    let first = steps
+        .iter()
+        .map(Step::summary)
+        .collect::<Vec<_>>()
+        .join("; ");
     let had = match plan.changed() {
         true => plan.msg.take(),
         false => {
@@ -70,6 +89,7 @@ pub fn guarded(env: &mut Env, cur: &Current, mut g: Guard, plan: &mut Plan) {
         Action::MarkCheckpoint {
             bridge: bridge.clone(),
             memory_before: g.memory_before.clone(),
+            taps: g.external_ports.clone(),
         },
     ];
     steps.append(&mut plan.actions);

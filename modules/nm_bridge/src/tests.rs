@@ -242,7 +242,11 @@ fn a_change_not_verified_in_the_checkpoint_window_is_rolled_back() {
         );
     r = r.expect_stdin(
         &["tee", "/run/kvmnet/nm_bridge/br0.checkpoint"],
-        &format!("{{\"checkpoint\":\"{CP}\",\"rollback_at_ms\":4200900}}\n"),
+        &format!(
+            "{{\"checkpoint\":\"{CP}\",\"rollback_at_ms\":4200900,\"created_ms\":4140900,\"devices\":[\"{}\",\"{}\"]}}\n",
+            dev("5"),
+            dev("2")
+        ),
         Output::ok(""),
     );
     r = activate_port(r);
@@ -361,6 +365,153 @@ fn a_gateway_that_never_answers_is_rolled_back() {
     assert_eq!(
         r.json["msg"],
         json!("the host was not verified reachable within 45 s: the gateway 198.51.100.1 does not answer on br0; rolled back: NetworkManager restored ens32 to its state before this run; ens32 holds 198.51.100.106/24 again")
+    );
+}
+
+/// The files a case's module reads directly (`tests/cases/NAME/files.json`).
+fn case_files(mut r: FakeRunner, name: &str) -> FakeRunner {
+    let dir = format!("{}/tests/cases/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(format!("{dir}/files.json")).unwrap();
+    let files: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text).unwrap();
+    for (path, content) in &files {
+        r = r.file(path, content.as_str().unwrap());
+    }
+    r
+}
+
+#[test]
+fn state_absent_waits_for_every_port_it_gives_back() {
+    // absent-gives-back-two-ports (captured), but in verify's first round ens33 does not
+    // hold its address yet (the lab's `ip -j -d addr show` with profile side down, ens32
+    // holding 192.0.2.5/24): verify reads again rather than commit on ens32 alone, and
+    // commits once both ports hold their addresses.
+    let name = "absent-gives-back-two-ports";
+    let calls = case_calls(name);
+    let verify = calls
+        .iter()
+        .rposition(|c| {
+            c["argv"][5] == json!("show")
+                && c["argv"][3] == json!("UUID,TYPE,DEVICE,STATE,FILENAME")
+        })
+        .unwrap();
+    let mut r = case_files(FakeRunner::new(), name);
+    for c in &calls[..verify] {
+        r = expect_captured(r, c);
+    }
+    let half = include_str!("../tests/data/two-given-back-one-down.addr.json");
+    r = expect_captured(r, &calls[verify]);
+    r = expect_captured(r, &calls[verify + 1]);
+    r = r.expect(ADDR, Output::ok(half));
+    for c in &calls[verify..] {
+        r = expect_captured(r, c);
+    }
+    let r = run_module::<NmBridge>(json!({"name": "br0", "state": "absent"}), r);
+    assert_eq!(r.rc, 0, "{}", r.json);
+    assert!(
+        r.json["msg"]
+            .as_str()
+            .unwrap()
+            .ends_with("committed once the host was verified reachable"),
+        "{}",
+        r.json
+    );
+    let rounds = r.calls.iter().filter(|c| c.as_slice() == ADDR).count();
+    assert_eq!(rounds, 3, "the read, then two rounds of verify");
+}
+
+/// stp-change-reapplied-in-a-checkpoint (captured, NetworkManager 1.42.4) up to its reapply,
+/// which gets `error` instead of the empty reply; then the rollback, answered `rolled`
+/// (device path -> NetworkManager's result), the marker removed, and the host read once
+/// (as before the change: br0 holds 192.0.2.10/24).
+fn reapply_failing(error: kvmnet_protocol::BusError, rolled: serde_json::Value) -> FakeRunner {
+    let name = "stp-change-reapplied-in-a-checkpoint";
+    let calls = case_calls(name);
+    let at = calls
+        .iter()
+        .position(|c| c["bus"]["member"] == json!("Reapply"))
+        .unwrap();
+    let mut r = case_files(FakeRunner::new(), name);
+    for c in &calls[..at] {
+        r = expect_captured(r, c);
+    }
+    let b = &calls[at]["bus"];
+    let reapply = BusCall::new(
+        NM,
+        b["path"].as_str().unwrap(),
+        "org.freedesktop.NetworkManager.Device",
+        "Reapply",
+        vec![json!({}), json!(0), json!(0)],
+    );
+    let cp = calls
+        .iter()
+        .find(|c| c["bus"]["member"] == json!("CheckpointCreate"))
+        .unwrap()["reply"][0]
+        .clone();
+    r = r
+        .expect_bus(reapply, Err(error))
+        .expect_bus(nm_call("CheckpointRollback", vec![cp]), Ok(vec![rolled]))
+        .expect(
+            &["rm", "-f", "/run/kvmnet/nm_bridge/br0.checkpoint"],
+            Output::ok(""),
+        );
+    // read back as before the run: the full read's list, props and addr (after the quick
+    // read's two calls, which saw the kernel's br0 without STP: a change)
+    for c in &calls[2..5] {
+        r = expect_captured(r, c);
+    }
+    r
+}
+
+const BR0_DEV: &str = "/org/freedesktop/NetworkManager/Devices/19";
+const ENS32_DEV: &str = "/org/freedesktop/NetworkManager/Devices/2";
+
+#[test]
+fn a_reapply_error_that_is_no_refusal_rolls_back_rather_than_reactivate() {
+    // Reapply answered NotActive (NetworkManager 1.42.4's error, captured from a Reapply on a
+    // device with no active profile): not the refusal that re-activation is for, so no
+    // `nmcli con up`: the step fails and the checkpoint is rolled back at once (its reply as
+    // NetworkManager 1.42.4 gave it for br0 and ens32: both restored).
+    let not_active = kvmnet_protocol::BusError {
+        name: "org.freedesktop.NetworkManager.Device.NotActive".into(),
+        message: "Device is not activated".into(),
+    };
+    let r = reapply_failing(not_active, json!({BR0_DEV: 0, ENS32_DEV: 0}));
+    let r = run_module::<NmBridge>(json!({"name": "br0", "stp": true}), r);
+    assert_eq!(r.rc, 1, "{}", r.json);
+    assert_eq!(r.json["changed"], json!(false), "{}", r.json);
+    assert!(
+        !r.calls
+            .iter()
+            .any(|c| c.starts_with(&["nmcli".into(), "con".into(), "up".into()])),
+        "{:?}",
+        r.calls
+    );
+    let msg = r.json["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("Device is not activated; rolled back: NetworkManager restored br0, ens32 to their state before this run; br0 holds 192.0.2.10/24 again"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_device_networkmanager_could_not_restore_leaves_the_host_changed() {
+    // The same failure, but NetworkManager's rollback reports ens32 not restored (result 3,
+    // NM_ROLLBACK_RESULT_ERR_FAILED: composed, the lab cannot make a rollback fail; the
+    // reply's form is the one captured): the host is not as before, so changed: true, and
+    // the message and `not_restored` name ens32.
+    let not_active = kvmnet_protocol::BusError {
+        name: "org.freedesktop.NetworkManager.Device.NotActive".into(),
+        message: "Device is not activated".into(),
+    };
+    let r = reapply_failing(not_active, json!({BR0_DEV: 0, ENS32_DEV: 3}));
+    let r = run_module::<NmBridge>(json!({"name": "br0", "stp": true}), r);
+    assert_eq!(r.rc, 1, "{}", r.json);
+    assert_eq!(r.json["changed"], json!(true), "{}", r.json);
+    assert_eq!(r.json["not_restored"], json!(["ens32"]));
+    let msg = r.json["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("rolled back only in part: NetworkManager restored br0 to its state before this run, but not ens32 (the rollback failed, result 3), which may still hold this run's changes"),
+        "{msg}"
     );
 }
 

@@ -457,14 +457,25 @@ mod tests {
 
     #[test]
     fn the_uuid_nm_assigned_is_read_from_its_answer() {
-        // NM 1.30 (bullseye) and 1.42 (bookworm) answer alike.
-        assert_eq!(
-            added_uuid(
-                "Connection 'br (1)' (5d1e8a6b-0c3e-4b9a-9b1f-2d6c8e0f1a2b) successfully added.\n"
-            )
-            .as_deref(),
-            Some("5d1e8a6b-0c3e-4b9a-9b1f-2d6c8e0f1a2b")
-        );
+        // `nmcli con add type bridge ifname br9 con-name 'br (1)' ...` captured on NM 1.30.6
+        // (bullseye), 1.42.4 (bookworm) and 1.52.1 (trixie): all answer alike, and the
+        // parenthesis in the name does not hide the UUID.
+        for (answer, uuid) in [
+            (
+                include_str!("../tests/data/con-add-1.30.out"),
+                "270ba6d7-6e93-4b93-a222-49546782f4e2",
+            ),
+            (
+                include_str!("../tests/data/con-add-1.42.out"),
+                "41f7e4ff-ceb3-434c-aa71-8d9084fee1c8",
+            ),
+            (
+                include_str!("../tests/data/con-add-1.52.out"),
+                "89c43166-3746-47be-a280-e38c456fc220",
+            ),
+        ] {
+            assert_eq!(added_uuid(answer).as_deref(), Some(uuid), "{answer}");
+        }
         assert_eq!(added_uuid("Error: failed.\n"), None);
         assert_eq!(
             added_uuid("Connection 'x' (not-a-uuid) successfully added.\n"),

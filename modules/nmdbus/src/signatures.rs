@@ -46,6 +46,11 @@ const METHODS: &[(&str, &str, &[&str])] = &[
         "GetSettings",
         &[],
     ),
+    (
+        "org.freedesktop.NetworkManager.Device",
+        "Reapply",
+        &["a{sa{sv}}", "t", "u"],
+    ),
     ("org.freedesktop.DBus.Properties", "Get", &["s", "s"]),
     ("org.freedesktop.DBus.Properties", "GetAll", &["s"]),
 ];

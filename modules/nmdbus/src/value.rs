@@ -1,12 +1,13 @@
 //! JSON to D-Bus values by signature, and D-Bus values back to JSON.
 //!
 //! Arguments: the basic types and arrays of them (`s`, `o`, `u`, `i`, `x`, `t`, `b`, `as`,
-//! `ao`, `au`): what the methods in [`signatures`](crate::signatures) take. Replies: any
+//! `ao`, `au`), and the empty settings dictionary `a{sa{sv}}` (Device.Reapply's "the
+//! profile as it is"): what the methods in [`signatures`](crate::signatures) take. Replies: any
 //! value; object paths and strings become JSON strings, integers numbers, arrays arrays,
 //! dictionaries objects (keys as text), structures arrays, variants their content.
 
 use serde_json::{Map, Number, Value};
-use zbus::zvariant::{Array, ObjectPath, Signature, Structure, StructureBuilder, Value as Z};
+use zbus::zvariant::{Array, Dict, ObjectPath, Signature, Structure, StructureBuilder, Value as Z};
 
 fn want(sig: &str, v: &Value) -> String {
     format!("argument {v} does not fit D-Bus type '{sig}'")
@@ -26,6 +27,7 @@ fn arg(sig: &str, v: &Value) -> Result<Z<'static>, String> {
         "x" => Z::I64(int(v)?),
         "t" => Z::U64(v.as_u64().ok_or_else(|| want(sig, v))?),
         "b" => Z::Bool(v.as_bool().ok_or_else(|| want(sig, v))?),
+        "a{sa{sv}}" => empty_settings(v).ok_or_else(|| want(sig, v))?,
         s if s.len() == 2 && s.starts_with('a') => {
             let elem = &s[1..];
             let esig = Signature::try_from(elem).map_err(|e| format!("{e}"))?;
@@ -37,6 +39,14 @@ fn arg(sig: &str, v: &Value) -> Result<Z<'static>, String> {
         }
         other => return Err(format!("D-Bus type '{other}' is not supported here")),
     })
+}
+
+/// A connection's settings as NetworkManager takes them (`a{sa{sv}}`): only the empty
+/// dictionary, `{}` in JSON (typing arbitrary variants from JSON would be guesswork).
+fn empty_settings(v: &Value) -> Option<Z<'static>> {
+    v.as_object().filter(|m| m.is_empty())?;
+    let inner = Signature::try_from("a{sv}").ok()?;
+    Some(Z::Dict(Dict::new(&Signature::Str, &inner)))
 }
 
 /// The arguments as one message body (`None`: the method takes none).
@@ -140,6 +150,17 @@ mod tests {
         assert!(body(&["s"], &[json!(1)]).is_err());
         assert!(body(&["s", "s"], &[json!("a")]).is_err());
         assert!(body(&["a{sv}"], &[json!({})]).is_err());
+        assert!(body(&["a{sa{sv}}"], &[json!({"ipv4": {}})]).is_err());
+        assert!(body(&["a{sa{sv}}"], &[json!([])]).is_err());
+    }
+
+    #[test]
+    fn reapply_takes_the_empty_settings_dictionary() {
+        let b = body(&["a{sa{sv}}", "t", "u"], &[json!({}), json!(0), json!(0)])
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.signature().to_string(), "(a{sa{sv}}tu)");
+        assert_eq!(to_json(&Z::Structure(b)), json!([{}, 0, 0]));
     }
 
     #[test]
