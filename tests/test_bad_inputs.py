@@ -584,12 +584,10 @@ def test_dash_interface_names_are_data(host, dash_nic, module):
     assert settled(host) == dash_nic
 
 
-@pytest.mark.xfail(strict=True, reason="nm_bridge runs `nmcli dev reapply NAME` with the bridge's "
-                   "name as an argument nmcli reads as an option (NAME '--help' prints nmcli's "
-                   "help and nothing is reapplied); being fixed in another session")
 def test_dash_named_active_bridge_takes_a_settings_change(host, dash_nic):
-    """A change to an active bridge named '--help' that NetworkManager applies with
-    `nmcli dev reapply` (STP on) reaches the kernel, or the name is refused clearly."""
+    """A change to an active bridge named '--help' that NetworkManager applies to the running
+    bridge (Device.Reapply over D-Bus: `nmcli dev reapply --help` printed nmcli's help and
+    reapplied nothing) reaches the kernel, or the name is refused clearly."""
     args = {"name": DASH_BRIDGE, "stp": False, "ipv4": {"method": "disabled"},
             "ipv6": {"method": "disabled"}}
     try:

@@ -62,8 +62,10 @@ fn interfaces(p: &Params, links: &[Link]) -> Vec<String> {
 /// nothing to change: the quick read only ever gives up early.)
 fn kernel_differs(p: &Params, bridge: &Link) -> bool {
     let num = |k: &str| bridge.info_data(k).and_then(serde_json::Value::as_i64);
-    p.stp.is_some_and(|on| num("stp_state").map(|s| s != 0) != Some(on))
-        || p.forward_delay.is_some_and(|s| num("forward_delay") != Some(s * 100))
+    p.stp
+        .is_some_and(|on| num("stp_state").map(|s| s != 0) != Some(on))
+        || p.forward_delay
+            .is_some_and(|s| num("forward_delay") != Some(s * 100))
         || p.priority.is_some_and(|n| num("priority") != Some(n))
         || p.mtu.is_some_and(|m| bridge.mtu.map(i64::from) != Some(m))
 }
