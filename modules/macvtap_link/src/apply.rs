@@ -65,8 +65,12 @@ fn run_steps(
                 ctx.run_step(a, &up_profile_command(uuid), |_| false)?;
             }
             Action::DeleteProfiles { keep_link, .. } => {
-                // A profile already gone (nmcli rc 10) is as deleted as it gets.
-                ctx.run_step(a, &command(a)?, |o| o.rc == 10)?;
+                // A profile already gone (nmcli rc 10) is as deleted as it gets; if every
+                // one was, the delete changed nothing.
+                let out = ctx.run_step(a, &command(a)?, |o| o.rc == 10)?;
+                if out.rc == 10 && !out.stdout.contains("successfully deleted") {
+                    ctx.forget_last_write();
+                }
                 if let (true, Desired::Present { link: want, .. }) = (*keep_link, desired) {
                     if let Some((steps, gone)) = replan_link(ctx, &p.name, cur, want)? {
                         for s in &steps {

@@ -550,7 +550,7 @@ fn run(ctx: &mut Ctx, step: &Action, command: &Command, d: &mut Desired) -> Resu
         Action::DeleteAll { uuids, .. } => {
             let out = ctx.run_step(step, command, |o| o.rc == 10)?;
             if out.rc == 10 && !deleted_any(&out.stdout, uuids) {
-                forget_last_write(ctx);
+                ctx.forget_last_write();
                 d.already_gone = true;
             }
             Ok(())
@@ -596,13 +596,6 @@ fn deleted_any(stdout: &str, uuids: &[String]) -> bool {
     stdout.lines().any(|l| {
         l.contains("successfully deleted") && uuids.iter().any(|u| l.contains(&format!("({u})")))
     })
-}
-
-/// The write just accepted changed nothing (the tool says so): it is neither a change
-/// nor a command that changed something.
-fn forget_last_write(ctx: &mut Ctx) {
-    ctx.commands.pop();
-    ctx.done.pop();
 }
 
 /// A deletion that found every profile gone is no step of this run: without it the plan

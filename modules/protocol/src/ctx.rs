@@ -226,6 +226,13 @@ impl Ctx {
             }
         }
     }
+    /// The write just made changed nothing, as its tool says (a delete of profiles that
+    /// were all gone already): it is neither in `commands` nor in `done`. A real run whose
+    /// writes all changed nothing says `changed: false` (the driver's one rule).
+    pub fn forget_last_write(&mut self) {
+        self.commands.pop();
+        self.done.pop();
+    }
     /// The view `plan` gets.
     pub fn env(&mut self) -> Env<'_> {
         Env { ctx: self }

@@ -271,8 +271,11 @@ fn drive<M: Module>(
             M::verify(ctx, &params, &mut plan)?;
         }
     }
+    // A real run changed the host if one of its writes did (a write its tool says changed
+    // nothing is forgotten: Ctx::forget_last_write); check mode predicts from the plan.
+    let changed = plan.changed() && (ctx.check_mode() || !ctx.done.is_empty());
     Ok(Outcome {
-        changed: plan.changed(),
+        changed,
         summaries: plan.summaries(),
         msg: plan.msg,
         result: plan.result,
