@@ -24,9 +24,12 @@ description:
     C(tap yes), IPv4 and IPv6 disabled as NetworkManager requires for it, autoconnect on) holds the link, so it
     comes back after a reboot or a NetworkManager restart. With I(persistent=false) the link's profiles are
     removed and the link is kept as a runtime link.
-  - Reads the host with one C(ip -j -d link show) (and, when NetworkManager is involved, one C(nmcli) list
-    call; the macvlan profiles' keyfiles are read directly, C(nmcli con show) only for a profile another
-    settings plugin stores); when nothing differs no command runs.
+  - Reads the host with one C(ip -j -d link show). With I(persistent=true) on a link NetworkManager manages,
+    the link's profiles are read over NetworkManager's D-Bus API (its device, and the saved macvlan keyfiles
+    as an index), so a run that changes nothing starts no C(nmcli); otherwise (a change, I(persistent=false),
+    I(state=absent)) one C(nmcli) list call, the macvlan profiles' keyfiles read directly, C(nmcli con show)
+    only for a profile another settings plugin stores. When nothing differs no command that changes anything
+    runs.
   - When only the mode differs, it is changed in place (C(ip link set ... type macvtap mode ...)); the kernel
     refuses to switch to or from passthru in place, so the link is then deleted and made again, as it is when
     the parent differs. A recreated link, and one NetworkManager makes, keeps the MAC address it had (the

@@ -30,8 +30,11 @@ description:
     NetworkManager's C(Device.Reapply) over D-Bus (the device named as data, so a bridge called C(--ask) is a
     bridge of that name); where NetworkManager refuses to reapply a change to a running device (1.30 for any bridge setting), and
     only then, the bridge is re-activated, then its ports. A MAC change re-activates the bridge and its ports.
-  - Reads the host with two C(nmcli) calls and one C(ip -j -d addr show) when nothing has to change, and opens
-    no D-Bus connection then.
+  - When nothing has to change, reads the host with one C(ip -j -d addr show) and NetworkManager's D-Bus API
+    (no C(nmcli)), asking only about the devices of the bridge, its ports and the host's NICs and the
+    profiles they can activate, with the saved keyfiles as an index (about 17 calls, whatever the number of
+    profiles or guests' taps on the host). A run that finds a change plans it from C(nmcli)'s full read
+    (two C(nmcli) calls and one C(ip)).
   - Moves a remote host's only uplink into the bridge over that same link without losing the host. With
     I(inherit=true) the bridge takes over what the NIC carries - the IP configuration of the profile active on
     it and its MAC address - so the host keeps its address (a DHCP server hands the bridge the same lease).

@@ -80,7 +80,32 @@ fn paths(v: Option<&Value>) -> Vec<String> {
 /// exist any more). `Ok(None)`: a profile among them this reader cannot put exactly as
 /// nmcli would, or one that vanished while it was read; the caller then reads with nmcli.
 pub fn read(ctx: &mut Ctx, ifaces: &[String], uuids: &[String]) -> Result<Option<View>> {
-    // 1: the version and each interface's device
+    let Some((nm, found, unknown)) = find_devices(ctx, ifaces)? else {
+        return Ok(None);
+    };
+    let (devices, mut settings_paths, actives) = read_devices(ctx, &found)?;
+    let active_on = read_actives(ctx, &actives, uuids, &mut settings_paths)?;
+    let mut seen = std::collections::BTreeSet::new();
+    settings_paths.retain(|p| !p.is_empty() && p != "/" && seen.insert(p.clone()));
+    let Some(conns) = profiles(ctx, &settings_paths, &active_on, nm)? else {
+        return Ok(None);
+    };
+    Ok(Some(View {
+        nm,
+        devices,
+        unknown,
+        conns: Connections {
+            conns,
+            newer_names: nm.newer_names(),
+        },
+    }))
+}
+
+/// Interfaces with their device paths, and those without a device.
+type Found = (NmVersion, Vec<(String, String)>, Vec<String>);
+
+/// Round 1: the version and each interface's device.
+fn find_devices(ctx: &mut Ctx, ifaces: &[String]) -> Result<Option<Found>> {
     let mut calls = vec![get_property(NM_PATH, NM, "Version")];
     calls.extend(
         ifaces
@@ -104,12 +129,20 @@ pub fn read(ctx: &mut Ctx, ifaces: &[String], uuids: &[String]) -> Result<Option
             Err(_) => return Ok(None),
         }
     }
-    // 2: the devices
+    Ok(Some((nm, found, unknown)))
+}
+
+/// The devices, the settings paths they can activate, and their active connections
+/// (active path, interface).
+type DevicesRead = (Vec<Device>, Vec<String>, Vec<(String, String)>);
+
+/// Round 2: the devices' properties.
+fn read_devices(ctx: &mut Ctx, found: &[(String, String)]) -> Result<DevicesRead> {
     let calls: Vec<BusCall> = found.iter().map(|(_, p)| get_all(p, DEVICE)).collect();
     let devs: Vec<Map<String, Value>> = ctx.bus_read_all(&calls)?.iter().map(dict).collect();
     let mut devices = Vec::new();
     let mut settings_paths: Vec<String> = Vec::new();
-    let mut actives: Vec<(String, String)> = Vec::new(); // (active path, iface)
+    let mut actives: Vec<(String, String)> = Vec::new();
     for ((iface, path), d) in found.iter().zip(&devs) {
         let state = d.get("State").and_then(Value::as_u64).unwrap_or(0);
         devices.push(Device {
@@ -123,7 +156,17 @@ pub fn read(ctx: &mut Ctx, ifaces: &[String], uuids: &[String]) -> Result<Option
             actives.push((ac.to_string(), iface.clone()));
         }
     }
-    // 3: the active connections, and the profiles asked for by UUID
+    Ok((devices, settings_paths, actives))
+}
+
+/// Round 3: the active connections (their profile, device and state) and the profiles
+/// asked for by UUID; every profile path found joins `settings_paths`.
+fn read_actives(
+    ctx: &mut Ctx,
+    actives: &[(String, String)],
+    uuids: &[String],
+    settings_paths: &mut Vec<String>,
+) -> Result<Vec<(String, String, &'static str)>> {
     let mut calls: Vec<BusCall> = actives.iter().map(|(a, _)| get_all(a, ACTIVE)).collect();
     calls.extend(uuids.iter().map(|u| {
         BusCall::new(
@@ -136,7 +179,6 @@ pub fn read(ctx: &mut Ctx, ifaces: &[String], uuids: &[String]) -> Result<Option
     }));
     let replies = ctx.bus_read_all(&calls)?;
     let (active_replies, uuid_replies) = replies.split_at(actives.len());
-    // (settings path, device, state) of each active connection
     let mut active_on: Vec<(String, String, &'static str)> = Vec::new();
     for ((_, iface), r) in actives.iter().zip(active_replies) {
         let a = dict(r);
@@ -153,22 +195,7 @@ pub fn read(ctx: &mut Ctx, ifaces: &[String], uuids: &[String]) -> Result<Option
     for v in uuid_replies.iter().flatten() {
         settings_paths.extend(v.first().map(|p| str_of(p).to_string()));
     }
-    let mut seen = std::collections::BTreeSet::new();
-    settings_paths.retain(|p| !p.is_empty() && p != "/" && seen.insert(p.clone()));
-    // 4: the profiles
-    let conns = match profiles(ctx, &settings_paths, &active_on, nm)? {
-        Some(c) => c,
-        None => return Ok(None),
-    };
-    Ok(Some(View {
-        nm,
-        devices,
-        unknown,
-        conns: Connections {
-            conns,
-            newer_names: nm.newer_names(),
-        },
-    }))
+    Ok(active_on)
 }
 
 /// Each profile's settings and flags, as the [`Conn`] nmcli's reader makes.
