@@ -138,7 +138,7 @@ notes:
     through it; C(bridge) mode lets macvtaps on one parent talk to each other.
 requirements:
   - iproute2 with JSON output (C(ip -j))
-  - NetworkManager 1.22 or later and nmcli, for I(persistent)
+  - NetworkManager 1.22 or later, nmcli and its D-Bus API, for I(persistent)
 seealso:
   - module: kvmnet.network.nm_bridge
     description: The tutorial's method 1, a bridge, an alternative to macvtap on one NIC.

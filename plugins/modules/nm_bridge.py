@@ -232,10 +232,11 @@ notes:
     was killed), on its next run (C(ip link set dev TAP master BRIDGE), listed in C(commands)).
   - Only the IPv4 gateway is probed (an ARP request); an IPv6-only default route is checked for presence.
   - Tested on NetworkManager 1.30 (Debian 11), 1.42 (Debian 12) and 1.52 (Debian 13), with Ansible reaching
-    the host over the very NIC the bridge takes over.
+    the host over the very NIC the bridge takes over. Expected to work but not tested here - NetworkManager
+    1.22 (Ubuntu 20.04), 1.36 (Ubuntu 22.04), 1.40 (EL8) and 1.46 (Ubuntu 24.04).
 requirements:
-  - NetworkManager (nmcli, and its D-Bus API for checkpoints) and iproute2 with JSON output (C(ip -j)) on the
-    managed host.
+  - NetworkManager (nmcli, and its D-Bus API for the no-change read and the checkpoints) and iproute2 with
+    JSON output (C(ip -j)) on the managed host.
 seealso:
   - module: kvmnet.network.macvtap_link
   - module: kvmnet.network.libvirt_net
