@@ -11,6 +11,7 @@
 //! (`ID.nmcli`): the captures the unit tests (tests/captured.rs) hold the reader against.
 
 use kvmnet_nmcli::conn::{self, Props};
+use kvmnet_nmcli::Connections;
 use kvmnet_nmdbus::settings::known;
 use kvmnet_nmdbus::{view, SystemBus};
 use kvmnet_protocol::runner::SystemRunner;
@@ -68,25 +69,79 @@ fn write_captures(ctx: &mut Ctx, dir: &str, conns: &[kvmnet_nmcli::Conn]) {
     }
 }
 
-fn main() {
-    let mut ifaces = Vec::new();
-    let mut uuids = Vec::new();
-    let mut dump = false;
+/// The command line: interfaces, then `--uuid UUID...`; `--dump`; `--capture DIR`.
+struct Args {
+    ifaces: Vec<String>,
+    uuids: Vec<String>,
+    dump: bool,
+    capture: Option<String>,
+}
+
+fn parse_args() -> Args {
+    let mut out = Args {
+        ifaces: Vec::new(),
+        uuids: Vec::new(),
+        dump: false,
+        capture: None,
+    };
     let mut by_uuid = false;
-    let mut capture: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--dump" => dump = true,
-            "--capture" => capture = args.next(),
+            "--dump" => out.dump = true,
+            "--capture" => out.capture = args.next(),
             "--uuid" => by_uuid = true,
-            _ if by_uuid => uuids.push(a),
-            _ => ifaces.push(a),
+            _ if by_uuid => out.uuids.push(a),
+            _ => out.ifaces.push(a),
         }
     }
+    out
+}
+
+/// Each profile as both readers see it: (profiles, differences).
+fn compare(dbus: &Connections, by_nmcli: &Connections, dump: bool) -> (Vec<Value>, Vec<Value>) {
+    let mut differences = Vec::new();
+    let mut profiles = Vec::new();
+    for d in &dbus.conns {
+        let Some(n) = by_nmcli.conn(&d.uuid) else {
+            differences.push(json!({"uuid": d.uuid, "missing_in": "nmcli"}));
+            continue;
+        };
+        let mut keys: Vec<&String> = n.p.props.keys().chain(d.p.props.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        let mut differ = |key: &str, a: Value, b: Value| {
+            if a != b {
+                differences
+                    .push(json!({"uuid": d.uuid, "id": d.id(), "key": key, "dbus": a, "nmcli": b}));
+            }
+        };
+        for k in keys.into_iter().filter(|k| known(k)) {
+            differ(k, json!(norm(d.p.get(k))), json!(norm(n.p.get(k))));
+        }
+        differ("device", json!(d.device), json!(n.device));
+        differ("state", json!(d.state), json!(n.state));
+        differ("external", json!(d.external), json!(n.external));
+        let mut p = json!({"uuid": d.uuid, "id": d.id(), "type": d.kind(), "device": d.device,
+                           "state": d.state, "external": d.external});
+        if dump {
+            p["dbus"] = Value::Object(
+                d.p.props
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect(),
+            );
+        }
+        profiles.push(p);
+    }
+    (profiles, differences)
+}
+
+fn main() {
+    let args = parse_args();
     let runner = SystemRunner::default().with_bus(Box::new(SystemBus::default()));
     let mut ctx = Ctx::new(Default::default(), Box::new(runner));
-    let v = match view::read(&mut ctx, &ifaces, &uuids) {
+    let v = match view::read(&mut ctx, &args.ifaces, &args.uuids) {
         Ok(Some(v)) => v,
         Ok(None) => {
             println!("{}", json!({"unreadable": true, "calls": ctx.calls}));
@@ -104,47 +159,8 @@ fn main() {
         Props::Nmcli(SETTINGS),
     )
     .unwrap_or_else(|e| panic!("nmcli: {}", e.msg));
-    let mut differences = Vec::new();
-    let mut profiles = Vec::new();
-    for d in &v.conns.conns {
-        let Some(n) = by_nmcli.conn(&d.uuid) else {
-            differences.push(json!({"uuid": d.uuid, "missing_in": "nmcli"}));
-            continue;
-        };
-        let mut keys: Vec<&String> = n.p.props.keys().chain(d.p.props.keys()).collect();
-        keys.sort();
-        keys.dedup();
-        for k in keys.into_iter().filter(|k| known(k)) {
-            let (a, b) = (norm(d.p.get(k)), norm(n.p.get(k)));
-            if a != b {
-                differences
-                    .push(json!({"uuid": d.uuid, "id": d.id(), "key": k, "dbus": a, "nmcli": b}));
-            }
-        }
-        for (what, a, b) in [
-            ("device", json!(d.device), json!(n.device)),
-            ("state", json!(d.state), json!(n.state)),
-            ("external", json!(d.external), json!(n.external)),
-        ] {
-            if a != b {
-                differences.push(
-                    json!({"uuid": d.uuid, "id": d.id(), "key": what, "dbus": a, "nmcli": b}),
-                );
-            }
-        }
-        let mut p = json!({"uuid": d.uuid, "id": d.id(), "type": d.kind(), "device": d.device,
-                           "state": d.state, "external": d.external});
-        if dump {
-            p["dbus"] = Value::Object(
-                d.p.props
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json!(v)))
-                    .collect(),
-            );
-        }
-        profiles.push(p);
-    }
-    if let Some(dir) = &capture {
+    let (profiles, differences) = compare(&v.conns, &by_nmcli, args.dump);
+    if let Some(dir) = &args.capture {
         write_captures(&mut ctx, dir, &v.conns.conns);
     }
     let devices: Vec<Value> = v
