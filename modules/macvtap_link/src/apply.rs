@@ -13,7 +13,7 @@ use crate::current::Current;
 use crate::params::Params;
 use crate::plan::{link_actions, up_profile_command, Action, Desired, LinkWant, Plan};
 use kvmnet_iproute::{find, read_links, Link, MacvlanMode};
-use kvmnet_nmcli::conn::added_uuid;
+use kvmnet_nmcli::conn::{added_uuid, deleted_nothing};
 use kvmnet_protocol::output::capitalise;
 use kvmnet_protocol::{Command, Ctx, Error, Output, Result, Step};
 use std::time::Duration;
@@ -64,11 +64,15 @@ fn run_steps(
                 })?;
                 ctx.run_step(a, &up_profile_command(uuid), |_| false)?;
             }
-            Action::DeleteProfiles { keep_link, .. } => {
+            Action::DeleteProfiles {
+                keep_link,
+                profiles,
+            } => {
                 // A profile already gone (nmcli rc 10) is as deleted as it gets; if every
                 // one was, the delete changed nothing.
                 let out = ctx.run_step(a, &command(a)?, |o| o.rc == 10)?;
-                if out.rc == 10 && !out.stdout.contains("successfully deleted") {
+                let uuids: Vec<String> = profiles.iter().map(|x| x.uuid.clone()).collect();
+                if deleted_nothing(&out, &uuids) {
                     ctx.forget_last_write();
                 }
                 if let (true, Desired::Present { link: want, .. }) = (*keep_link, desired) {

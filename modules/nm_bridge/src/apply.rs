@@ -6,7 +6,7 @@
 use crate::checkpoint;
 use crate::memory::{self, DIR};
 use crate::plan::{set_values, Desired, Plan};
-use kvmnet_nmcli::conn::added_uuid;
+use kvmnet_nmcli::conn::{self, added_uuid};
 use kvmnet_nmdbus::device;
 use kvmnet_protocol::{BusCall, Command, Ctx, Error, Output, Result, Step};
 
@@ -549,7 +549,7 @@ fn run(ctx: &mut Ctx, step: &Action, command: &Command, d: &mut Desired) -> Resu
         }
         Action::DeleteAll { uuids, .. } => {
             let out = ctx.run_step(step, command, |o| o.rc == 10)?;
-            if out.rc == 10 && !deleted_any(&out.stdout, uuids) {
+            if conn::deleted_nothing(&out, uuids) {
                 ctx.forget_last_write();
                 d.already_gone = true;
             }
@@ -587,15 +587,6 @@ fn reapply(ctx: &mut Ctx, step: &Action, d: &Desired) -> Result<()> {
         Err(e) if device::is_reapply_refused(&e) => reactivate(ctx, bridge, ports, d),
         Err(e) => Err(e),
     }
-}
-
-/// Whether `nmcli con delete` deleted any of these profiles: it prints "Connection 'ID'
-/// (UUID) successfully deleted." for each (NetworkManager 1.30, 1.42, 1.52) and, for
-/// the ones already gone, only errors on stderr with rc 10.
-fn deleted_any(stdout: &str, uuids: &[String]) -> bool {
-    stdout.lines().any(|l| {
-        l.contains("successfully deleted") && uuids.iter().any(|u| l.contains(&format!("({u})")))
-    })
 }
 
 /// A deletion that found every profile gone is no step of this run: without it the plan

@@ -26,8 +26,9 @@ use crate::current::Current;
 use crate::memory::Remembered;
 use crate::params::Params;
 use kvmnet_iproute::{read_links, Link};
+use kvmnet_nmcli::generated;
 use kvmnet_nmcli::{Conn, Profile};
-use kvmnet_nmdbus::keyfiles::{generated, profiles_where, READ_ONLY, SAVED};
+use kvmnet_nmdbus::keyfiles::{profiles_where, READ_ONLY, SAVED};
 use kvmnet_nmdbus::view;
 use kvmnet_protocol::{Ctx, Result};
 

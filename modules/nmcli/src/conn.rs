@@ -184,6 +184,18 @@ pub fn nmcli_read<S: AsRef<str>>(ctx: &mut Ctx, argv: &[S]) -> Result<String> {
     Err(kvmnet_protocol::runner::command_failed(&argv, &out))
 }
 
+/// Whether `nmcli con delete uuid U...` (its output `out`, accepted with rc 10) deleted
+/// none of `uuids`: it prints "Connection 'ID' (UUID) successfully deleted." for each one
+/// it deletes (NetworkManager 1.30, 1.42, 1.52) and, for those already gone, only errors
+/// on stderr with rc 10. Such a delete changed nothing.
+pub fn deleted_nothing(out: &kvmnet_protocol::Output, uuids: &[String]) -> bool {
+    out.rc == 10
+        && !out.stdout.lines().any(|l| {
+            l.contains("successfully deleted")
+                && uuids.iter().any(|u| l.contains(&format!("({u})")))
+        })
+}
+
 /// nmcli's "no such connection profile" (rc 10): a profile listed a moment ago is gone.
 pub fn vanished(e: &Error) -> bool {
     e.kind == ErrorKind::CommandFailed && e.extra.get("rc") == Some(&serde_json::json!(10))
@@ -358,9 +370,7 @@ fn generated_externally(ctx: &mut Ctx, file: &str) -> bool {
     }
     ctx.read_file(file)
         .map(|text| parse_keyfile(&text))
-        .is_some_and(|k| {
-            k.get(".nmmeta.external") == Some("yes") || k.get(".nmmeta.nm-generated") == Some("yes")
-        })
+        .is_some_and(|k| crate::keyfile::generated(&k))
 }
 
 /// One NetworkManager device (`nmcli -t -f DEVICE,STATE device`).

@@ -39,6 +39,13 @@ fn unescape(v: &str) -> String {
     out
 }
 
+/// Whether a keyfile says NetworkManager generated its profile for a device someone else
+/// configured (a guest's tap that libvirt put on a bridge, a bridge made with `ip link`):
+/// `[.nmmeta] external=true` or `nm-generated=true`.
+pub fn generated(k: &Profile) -> bool {
+    k.get(".nmmeta.external") == Some("yes") || k.get(".nmmeta.nm-generated") == Some("yes")
+}
+
 /// Parse a keyfile. Booleans come out as nmcli prints them (`yes`/`no`).
 pub fn parse_keyfile(text: &str) -> Profile {
     let mut p = Profile::default();

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 pub mod conn;
 pub mod keyfile;
 pub use conn::{is_port_of, Conn, Connections, Device, Props, Row};
-pub use keyfile::parse_keyfile;
+pub use keyfile::{generated, parse_keyfile};
 
 /// Split one terse list-mode line into its fields, unescaping `\:` and `\\`.
 pub fn split_terse(line: &str) -> Vec<String> {

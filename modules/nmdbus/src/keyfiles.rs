@@ -45,9 +45,3 @@ pub fn profiles_where(
     }
     out
 }
-
-/// Whether NetworkManager made this profile for a device someone else configured (a
-/// guest's tap): its in-memory keyfile says so.
-pub fn generated(p: &Profile) -> bool {
-    p.get(".nmmeta.nm-generated") == Some("yes") || p.get(".nmmeta.external") == Some("yes")
-}
