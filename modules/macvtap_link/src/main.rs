@@ -4,7 +4,7 @@
 //! read: one `ip -j -d link show` (every link: the parent and its other macvlan/macvtap
 //! links matter too) and, when NetworkManager is involved: for `persistent: true` on a
 //! link NetworkManager manages, its device and profiles over D-Bus (current.rs
-//! `read_quick`: ~8 calls in four rounds, and the saved macvlan keyfiles as an index);
+//! `read_quick`: 7 calls in four rounds, and the saved macvlan keyfiles as an index);
 //! otherwise (`persistent: false`, `state: absent`, no link yet, or the quick read saw a
 //! change) one `nmcli` list call whose FILENAME column leads to the macvlan profiles'
 //! keyfiles (read directly; `con show` only for a profile stored another way).

@@ -4,7 +4,7 @@
 //! show`), NetworkManager over D-Bus (the bridge's device, then four rounds of calls sent
 //! at once: the devices of the bridge, the listed ports and the host's NICs, their active
 //! connections, the profiles they can activate, the saved bridge and port keyfiles read as
-//! an index, ~17 calls whatever the number of profiles or guests' taps), the memory file
+//! an index, 15 calls on a host with two NICs, whatever the number of profiles or guests' taps), the memory file
 //! and the marker read directly. A no-change run starts ONE process and no nmcli.
 //! read, full (current.rs), when the quick read finds a change or cannot tell: 2 nmcli
 //! calls (the profile list, then every profile's settings in one `con show`) and one `ip`.

@@ -83,9 +83,9 @@ pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Option<Current>> {
         return Ok(None);
     }
     // No bridge device, no bridge yet (or not active): a change. One call tells.
-    if kvmnet_nmdbus::device::path_by_iface(ctx, &p.name)?.is_none() {
+    let Some(bridge_device) = kvmnet_nmdbus::device::path_by_iface(ctx, &p.name)? else {
         return Ok(None);
-    }
+    };
     let links = read_links(ctx, true)?;
     // A listed port the kernel does not have in the bridge: a change.
     let listed = p.port_list().unwrap_or_default();
@@ -115,7 +115,8 @@ pub fn read(ctx: &mut Ctx, p: &Params) -> Result<Option<Current>> {
     uuids.extend(bridges.iter().map(|b| b.uuid().to_string()));
     uuids.extend(ports_of(&keyfiles, &bridges, &p.name));
     let ifaces = interfaces(p, &links);
-    let Some(mut v) = view::read(ctx, &ifaces, &uuids)? else {
+    let known = [(p.name.clone(), bridge_device)];
+    let Some(mut v) = view::read_known(ctx, &known, &ifaces, &uuids)? else {
         return Ok(None);
     };
     let managed = |v: &view::View, i: &str| v.device(i).is_some_and(|d| d.managed);

@@ -80,9 +80,26 @@ fn paths(v: Option<&Value>) -> Vec<String> {
 /// exist any more). `Ok(None)`: a profile among them this reader cannot put exactly as
 /// nmcli would, or one that vanished while it was read; the caller then reads with nmcli.
 pub fn read(ctx: &mut Ctx, ifaces: &[String], uuids: &[String]) -> Result<Option<View>> {
-    let Some((nm, found, unknown)) = find_devices(ctx, ifaces)? else {
+    read_known(ctx, &[], ifaces, uuids)
+}
+
+/// [`read`], for a caller that already asked for some of the devices: `known` holds
+/// (interface, device path) pairs, not asked for again.
+pub fn read_known(
+    ctx: &mut Ctx,
+    known: &[(String, String)],
+    ifaces: &[String],
+    uuids: &[String],
+) -> Result<Option<View>> {
+    let rest: Vec<String> = ifaces
+        .iter()
+        .filter(|i| !known.iter().any(|(k, _)| k == *i))
+        .cloned()
+        .collect();
+    let Some((nm, mut found, unknown)) = find_devices(ctx, &rest)? else {
         return Ok(None);
     };
+    found.splice(0..0, known.iter().cloned());
     let (devices, mut settings_paths, actives) = read_devices(ctx, &found)?;
     let active_on = read_actives(ctx, &actives, uuids, &mut settings_paths)?;
     let mut seen = std::collections::BTreeSet::new();
