@@ -12,7 +12,7 @@
 
 use kvmnet_nmcli::conn::{self, Props};
 use kvmnet_nmcli::Connections;
-use kvmnet_nmdbus::settings::known;
+use kvmnet_nmdbus::settings::{comparable, known};
 use kvmnet_nmdbus::{view, SystemBus};
 use kvmnet_protocol::runner::SystemRunner;
 use kvmnet_protocol::{BusCall, Ctx};
@@ -20,26 +20,11 @@ use serde_json::{json, Value};
 
 const SETTINGS: &str = "connection,bridge,802-3-ethernet,macvlan,ipv4,ipv6";
 
-fn norm(v: Option<&str>) -> String {
-    let t = v.unwrap_or("").trim();
-    if t == "--" {
-        String::new()
-    } else {
-        t.to_string()
-    }
-}
-
 /// Each profile's `GetSettings` reply and nmcli's output, as the tools gave them.
 fn write_captures(ctx: &mut Ctx, dir: &str, conns: &[kvmnet_nmcli::Conn]) {
     std::fs::create_dir_all(dir).expect("capture folder");
     for c in conns {
-        let by_uuid = BusCall::new(
-            kvmnet_nmdbus::NM,
-            view::SETTINGS_PATH,
-            view::SETTINGS,
-            "GetConnectionByUuid",
-            vec![json!(c.uuid)],
-        );
+        let by_uuid = view::by_uuid_call(&c.uuid);
         let path = ctx.bus_read(&by_uuid).expect("GetConnectionByUuid");
         let path = path[0].as_str().unwrap_or_default().to_string();
         let get = BusCall::new(
@@ -117,7 +102,11 @@ fn compare(dbus: &Connections, by_nmcli: &Connections, dump: bool) -> (Vec<Value
             }
         };
         for k in keys.into_iter().filter(|k| known(k)) {
-            differ(k, json!(norm(d.p.get(k))), json!(norm(n.p.get(k))));
+            differ(
+                k,
+                json!(comparable(d.p.get(k))),
+                json!(comparable(n.p.get(k))),
+            );
         }
         differ("device", json!(d.device), json!(n.device));
         differ("state", json!(d.state), json!(n.state));

@@ -126,6 +126,17 @@ pub fn known(prop: &str) -> bool {
     KNOWN.iter().any(|(k, _, _)| *k == prop)
 }
 
+/// A property's value as the two readers are compared on it: absent, empty and nmcli's
+/// `--` are alike, surrounding blanks do not count.
+pub fn comparable(v: Option<&str>) -> String {
+    let t = v.unwrap_or("").trim();
+    if t == "--" {
+        String::new()
+    } else {
+        t.to_string()
+    }
+}
+
 /// A profile this reader cannot put exactly as nmcli would: the property, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable(pub String);

@@ -76,6 +76,17 @@ fn paths(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `Settings.GetConnectionByUuid(uuid)`: the profile's object path.
+pub fn by_uuid_call(uuid: &str) -> BusCall {
+    BusCall::new(
+        NM,
+        SETTINGS_PATH,
+        SETTINGS,
+        "GetConnectionByUuid",
+        vec![Value::from(uuid)],
+    )
+}
+
 /// Read what NetworkManager holds for `ifaces` and the profiles `uuids` (which may not
 /// exist any more). `Ok(None)`: a profile among them this reader cannot put exactly as
 /// nmcli would, or one that vanished while it was read; the caller then reads with nmcli.
@@ -185,15 +196,7 @@ fn read_actives(
     settings_paths: &mut Vec<String>,
 ) -> Result<Vec<(String, String, &'static str)>> {
     let mut calls: Vec<BusCall> = actives.iter().map(|(a, _)| get_all(a, ACTIVE)).collect();
-    calls.extend(uuids.iter().map(|u| {
-        BusCall::new(
-            NM,
-            SETTINGS_PATH,
-            SETTINGS,
-            "GetConnectionByUuid",
-            vec![Value::from(u.as_str())],
-        )
-    }));
+    calls.extend(uuids.iter().map(|u| by_uuid_call(u)));
     let replies = ctx.bus_read_all(&calls)?;
     let (active_replies, uuid_replies) = replies.split_at(actives.len());
     let mut active_on: Vec<(String, String, &'static str)> = Vec::new();

@@ -7,17 +7,8 @@
 //! guest's tap, loopback). Every property the modules read must come out as nmcli printed it.
 
 use kvmnet_nmcli::parse_profiles;
-use kvmnet_nmdbus::settings::{known, profile, NmVersion};
+use kvmnet_nmdbus::settings::{comparable, known, profile, NmVersion};
 use std::path::Path;
-
-fn norm(v: Option<&str>) -> String {
-    let t = v.unwrap_or("").trim();
-    if t == "--" {
-        String::new()
-    } else {
-        t.to_string()
-    }
-}
 
 /// (NM version, profile id, D-Bus settings, nmcli's profile) of every capture.
 fn captures() -> Vec<(NmVersion, String, serde_json::Value, kvmnet_nmcli::Profile)> {
@@ -72,7 +63,7 @@ fn every_property_the_modules_read_is_as_nmcli_printed_it() {
         keys.sort();
         keys.dedup();
         for k in keys.into_iter().filter(|k| known(k)) {
-            let (a, b) = (norm(p.get(k)), norm(nmcli.get(k)));
+            let (a, b) = (comparable(p.get(k)), comparable(nmcli.get(k)));
             if a != b {
                 differences.push(format!("{nm:?} {id} {k}: D-Bus '{a}', nmcli '{b}'"));
             }
