@@ -3,12 +3,16 @@
 //! commands with their output, the D-Bus calls with their replies, the probes with their
 //! answers) and the files it read to `DIR/files.json`: the formats of a case folder
 //! (modules/README.md), so that a case is captured from the real tools rather than
-//! written by hand. Nothing is recorded without the variable; Ansible passes no such
-//! variable to modules unless a task sets it.
+//! written by hand. A recorded run gets the test double's "random" bytes (`00 01 02 ...`),
+//! so that what it passes to the tools (virsh's batch marker, a new MAC address) is what
+//! the double will expect when the case is replayed. Nothing is recorded without the
+//! variable; Ansible passes no such variable to modules unless a task sets it.
 
 use crate::bus::{BusCall, BusReply};
 use crate::error::Result;
 use crate::runner::{Output, Runner};
+#[cfg(test)]
+use crate::testing::first_random_hex;
 use serde_json::{json, Map, Value};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -95,8 +99,10 @@ impl Runner for Recorder {
     fn utf8_locale(&self) -> bool {
         self.inner.utf8_locale()
     }
+    /// The test double's bytes, not the host's (see the module header).
     fn random(&mut self, buf: &mut [u8]) -> Result<()> {
-        self.inner.random(buf)
+        crate::testing::predictable(buf);
+        Ok(())
     }
     fn now(&self) -> Duration {
         self.inner.now()
@@ -123,5 +129,19 @@ impl Runner for Recorder {
         let v = self.inner.probe(what, probe)?;
         self.push(json!({"probe": what, "value": v}));
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctx::Ctx;
+    use crate::runner::SystemRunner;
+
+    #[test]
+    fn a_recorded_run_draws_the_doubles_random_bytes() {
+        let (rec, _log) = Recorder::new(Box::new(SystemRunner::default()));
+        let mut ctx = Ctx::new(Default::default(), Box::new(rec));
+        assert_eq!(ctx.random_hex(16).unwrap(), first_random_hex(16));
     }
 }

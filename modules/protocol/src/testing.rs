@@ -107,6 +107,14 @@ impl FakeRunner {
     }
 }
 
+/// The bytes the [`FakeRunner`] (and a recorded run, see [`crate::record`]) hands out as
+/// random ones: `00 01 02 ...`.
+pub fn predictable(buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+}
+
 /// The hex text of `n` random bytes as the [`FakeRunner`] hands them out.
 pub fn first_random_hex(n: usize) -> String {
     (0..n).map(|i| format!("{:02x}", i as u8)).collect()
@@ -150,9 +158,7 @@ impl Runner for FakeRunner {
     /// Not random at all: every call gives 00 01 02 ... (see [`first_random_hex`]), so
     /// planned commands that hold random values are known to the test.
     fn random(&mut self, buf: &mut [u8]) -> Result<()> {
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = i as u8;
-        }
+        predictable(buf);
         Ok(())
     }
 
